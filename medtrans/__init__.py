@@ -1,0 +1,3 @@
+"""medtrans: medical image translation (MRI -> CT with pix2pix, unpaired with CycleGAN)."""
+
+__version__ = "0.1.0"
