@@ -164,6 +164,9 @@ class Config:
         return Path(self.output_root) / self.name
 
 
+_PLURAL = {int: "integers", float: "numbers", str: "strings"}
+
+
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
@@ -172,7 +175,7 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is tuple:
         args = typing.get_args(tp)
-        return f"a list of {len(args)} {_type_name(args[0])}s"
+        return f"a list of {len(args)} {_PLURAL.get(args[0], _type_name(args[0]))}"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
