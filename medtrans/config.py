@@ -268,12 +268,30 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"name: must be a plain folder name, got {cfg.name!r}")
 
 
+RECIPE_DEFAULTS = {
+    "pix2pix": {},
+    "cyclegan": {"model": {"generator": "resnet", "norm": "instance", "dropout": 0.0}, "train": {"gan_mode": "lsgan"}},
+}
+"""Defaults that follow the recipe (the CycleGAN paper's choices), applied where the user gave no value."""
+
+
+def with_recipe_defaults(values: dict) -> dict:
+    """``values`` with the recipe's defaults filled in for keys the user left out."""
+    recipe = (values.get("train") or {}).get("recipe", "pix2pix") if isinstance(values.get("train"), dict) else None
+    merged = dict(values)
+    for section, defaults in RECIPE_DEFAULTS.get(recipe, {}).items():
+        given = merged.get(section) or {}
+        if isinstance(given, dict):
+            merged[section] = {**defaults, **given}
+    return merged
+
+
 def config_from_dict(values: dict, source: str = "config") -> Config:
     """Build and validate a `Config` from plain data; errors are prefixed with ``source``."""
     if not isinstance(values, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(values).__name__}")
     try:
-        cfg = _build(Config, values, "")
+        cfg = _build(Config, with_recipe_defaults(values), "")
         _validate(cfg)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None

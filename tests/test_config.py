@@ -71,3 +71,11 @@ def test_resolve_paths_makes_them_absolute(tmp_path: Path) -> None:
     cfg = resolve_paths(config_from_dict(MINIMAL), base=tmp_path)
     assert cfg.data.paired == str(tmp_path.resolve() / "sample_data" / "paired")
     assert cfg.run_dir == tmp_path.resolve() / "runs" / "demo"
+
+
+def test_cyclegan_gets_the_cyclegan_papers_defaults_unless_given() -> None:
+    base = {"name": "c", "data": {"domain_a": "a", "domain_b": "b"}}
+    cfg = config_from_dict({**base, "train": {"recipe": "cyclegan"}})
+    assert (cfg.model.generator, cfg.model.norm, cfg.train.gan_mode) == ("resnet", "instance", "lsgan")
+    cfg = config_from_dict({**base, "train": {"recipe": "cyclegan", "gan_mode": "vanilla"}, "model": {"norm": "batch"}})
+    assert (cfg.model.generator, cfg.model.norm, cfg.train.gan_mode) == ("resnet", "batch", "vanilla")

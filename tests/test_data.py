@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,37 +22,9 @@ from medtrans.data import (
     subjects_by_group,
 )
 from medtrans.data.augment import build_augment
-from medtrans.io import Volume, write_volume
+from fakes import write_preprocessed
 
 SHAPE = (20, 18, 16)
-
-
-def body_mask(shape: tuple[int, int, int]) -> np.ndarray:
-    """An ellipsoid 'body' filling the middle of the volume, absent from the first and last 3 slices."""
-    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
-    mask = (grid**2).sum(0) < 0.8
-    mask[:, :, :3] = mask[:, :, -3:] = False
-    return mask
-
-
-def write_preprocessed(root: Path, subjects: dict[str, str], mode: str) -> Path:
-    """A preprocessed folder per docs/design.md with random volumes; subjects maps id -> domain."""
-    rng = np.random.default_rng(0)
-    records = []
-    for sid, domain in subjects.items():
-        keys = ("mr", "ct") if mode == "paired" else ("image",)
-        images = {}
-        for key in keys:
-            array = rng.uniform(-1, 1, SHAPE).astype(np.float32)
-            write_volume(Volume(array, (2, 2, 2), (0, 0, 0), np.eye(3)), root / sid / f"{key}.nii.gz")
-            images[key] = f"{sid}/{key}.nii.gz"
-        write_volume(Volume(body_mask(SHAPE).astype(np.uint8), (2, 2, 2), (0, 0, 0), np.eye(3)),
-                     root / sid / "body_mask.nii.gz")
-        records.append({"subject": sid, "domain": domain, "status": "ok", "images": images,
-                        "mask": f"{sid}/body_mask.nii.gz"})
-    records.append({"subject": "bad", "domain": "paired", "status": "flagged", "images": {}, "mask": ""})
-    (root / "manifest.json").write_text(json.dumps({"version": 1, "mode": mode, "subjects": records}))
-    return root
 
 
 @pytest.fixture
@@ -118,10 +89,12 @@ def test_patches_lie_inside_the_volume_and_mostly_in_the_body(paired_dir: Path) 
     dataset = PairedDataset(source)
     sample = dataset[(5, 123)]
     assert sample["source"].shape == (1, 8, 8, 8)
-    # the target patch is the CT at the very same place as the MR patch
-    mr = subject.images["mr"]
-    hits = [tuple(s) for s in np.argwhere(np.isclose(mr, sample["source"][0, 0, 0, 0].item()))]
-    assert any(np.allclose(subject.images["ct"][a:a + 8, b:b + 8, c:c + 8], sample["target"][0]) for a, b, c in hits)
+    # the target patch is the CT at the very place the MR patch came from
+    mr, ct = subject.images["mr"], subject.images["ct"]
+    starts = [(a, b, c) for a in range(SHAPE[0] - 7) for b in range(SHAPE[1] - 7) for c in range(SHAPE[2] - 7)
+              if np.array_equal(mr[a:a + 8, b:b + 8, c:c + 8], sample["source"][0].numpy())]
+    assert starts
+    assert all(np.array_equal(ct[a:a + 8, b:b + 8, c:c + 8], sample["target"][0].numpy()) for a, b, c in starts)
 
 
 def test_patch_grid_covers_the_volume() -> None:
