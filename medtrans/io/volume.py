@@ -26,6 +26,15 @@ import SimpleITK as sitk
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
+def sitk_compatible(array: np.ndarray) -> np.ndarray:
+    """``array`` in a dtype SimpleITK accepts: native byte order, bool as uint8, float16 as float32."""
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8)
+    if array.dtype == np.float16:
+        return array.astype(np.float32)
+    return array.astype(array.dtype.newbyteorder("="), copy=False)
+
+
 @dataclass(frozen=True, eq=False)
 class Volume:
     """A scan: ``array`` of shape (X, Y, Z) plus geometry in LPS millimetres.
@@ -50,6 +59,8 @@ class Volume:
         object.__setattr__(self, "direction", np.asarray(self.direction, dtype=np.float64).reshape(3, 3))
         if self.array.ndim != 3:
             raise ValueError(f"Volume needs a 3D array, got shape {self.array.shape}")
+        if len(self.spacing_mm) != 3 or len(self.origin_mm) != 3:
+            raise ValueError(f"spacing_mm and origin_mm need 3 values, got {self.spacing_mm} and {self.origin_mm}")
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -103,8 +114,8 @@ class Volume:
         )
 
     def to_sitk(self) -> sitk.Image:
-        """A SimpleITK image with the same voxels and geometry."""
-        image = sitk.GetImageFromArray(np.ascontiguousarray(self.array.transpose(2, 1, 0)))
+        """A SimpleITK image with the same voxels and geometry (bool becomes uint8, float16 float32)."""
+        image = sitk.GetImageFromArray(np.ascontiguousarray(sitk_compatible(self.array).transpose(2, 1, 0)))
         image.SetSpacing(self.spacing_mm)
         image.SetOrigin(self.origin_mm)
         image.SetDirection([float(x) for x in self.direction.ravel()])
@@ -130,7 +141,7 @@ class Volume:
             "spacing_mm": [round(s, 6) for s in self.spacing_mm],
             "origin_mm": [round(o, 4) for o in self.origin_mm],
             "orientation": self.orientation,
-            "direction": [[round(float(x), 6) for x in row] for row in self.direction],
+            "direction": [[round(float(x), 6) + 0.0 for x in row] for row in self.direction],
             "dtype": str(self.array.dtype),
             "min": float(finite.min()) if finite.size else None,
             "max": float(finite.max()) if finite.size else None,
