@@ -51,3 +51,29 @@ def write_preprocessed(root: Path, subjects: dict[str, str], mode: str,
                     "images": {}, "mask": ""})
     (root / "manifest.json").write_text(json.dumps({"version": 1, "mode": mode, "subjects": records}))
     return root
+
+
+def head_like(shape: tuple[int, int, int], modality: str, seed: int = 0) -> np.ndarray:
+    """A smooth ellipsoid 'head' in air: CT in HU (soft tissue, a bright shell), or MR in arbitrary units."""
+    rng = np.random.default_rng(seed)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
+    radius = np.sqrt((grid**2).sum(0))
+    texture = ndimage.gaussian_filter(rng.normal(size=shape), 1.5)
+    if modality == "ct":
+        values = np.where(radius < 0.7, 40 + 200 * texture, -1000.0)
+        values = np.where((radius > 0.6) & (radius < 0.7), 900.0, values)
+        return values.astype(np.float32)
+    values = np.where(radius < 0.7, 400 + 300 * texture, 5 * np.abs(rng.normal(size=shape)))
+    return np.where((radius > 0.6) & (radius < 0.7), 20.0, values).astype(np.float32)
+
+
+def write_checkpoint(path: Path, config_values: dict, network_args: dict, translator: str = "G") -> Path:
+    """A checkpoint as `medtrans train` writes it, with freshly initialised networks."""
+    from medtrans.config import config_from_dict, config_to_dict
+    from medtrans.models import build_network
+    from medtrans.train.checkpoint import save_checkpoint
+
+    cfg = config_from_dict(config_values)
+    networks = {name: build_network(args).state_dict() for name, args in network_args.items()}
+    return save_checkpoint({"step": 1, "config": config_to_dict(cfg), "networks": networks,
+                            "network_args": network_args, "translator": translator}, path)

@@ -144,8 +144,8 @@ class Trainer:
         self.view = view_from_config(cfg.dataset)
         in_channels, out_channels = channels(cfg)
         image_size = tuple(next(iter(self.dataset[(0, 0)].values())).shape[1:])
-        self.ctx = StepContext(self.device, autocast_dtype(self.device, cfg.train.amp),
-                               cfg.train.channels_last and self.device.type == "cuda", self.world_size)
+        self.ctx = StepContext(self.device, autocast_dtype(self.device, cfg.train.amp), cfg.train.channels_last,
+                               self.world_size)
         self.recipe = recipe_class(cfg.train.recipe)(cfg, self.ctx, self.view.spatial_dims, in_channels,
                                                     out_channels, image_size)
         self.val_subjects = validation_subjects(self.preprocessed_dir, self.manifest, self.split["val"])
@@ -185,7 +185,8 @@ class Trainer:
             return translate_volume(net, volume, self.view.spatial_dims, self.device,
                                     axis=AXIS_INDEX[cfg.dataset.axis], context=context,
                                     patch_size=cfg.dataset.patch_size, batch_size=cfg.infer.batch_size,
-                                    overlap=cfg.infer.overlap, amp_dtype=self.ctx.amp_dtype)
+                                    overlap=cfg.infer.overlap, amp_dtype=self.ctx.amp_dtype,
+                                    channels_last=self.ctx.channels_last)
 
         return translate
 
