@@ -144,12 +144,20 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class CompareConfig:
+    """Train several recipes on the same preprocessed cohort and split, with the same budget, and compare."""
+
+    recipes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole study: one section per stage."""
 
     name: str = "study"
     seed: int = 0
     output_root: str = "runs"
+    preprocessed_dir: Optional[str] = None
     data: DataConfig = field(default_factory=DataConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -157,11 +165,17 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     infer: InferConfig = field(default_factory=InferConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
     @property
     def run_dir(self) -> Path:
         """The run folder: ``<output_root>/<name>``."""
         return Path(self.output_root) / self.name
+
+    @property
+    def preprocessed_path(self) -> Path:
+        """Where the preprocessed cohort lives: ``preprocessed_dir``, else ``<run_dir>/preprocessed``."""
+        return Path(self.preprocessed_dir) if self.preprocessed_dir else self.run_dir / "preprocessed"
 
 
 _PLURAL = {int: "integers", float: "numbers", str: "strings"}
@@ -200,6 +214,10 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         if value not in typing.get_args(tp):
             raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
         return value
+    if origin is tuple and len(typing.get_args(tp)) == 2 and typing.get_args(tp)[1] is Ellipsis:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list of {_PLURAL.get(typing.get_args(tp)[0])}, got {value!r}")
+        return tuple(_convert(v, typing.get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value))
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
@@ -264,6 +282,9 @@ def _validate(cfg: Config) -> None:
     for key in ("steps", "batch_size", "checkpoint_every", "val_every", "log_every"):
         if getattr(cfg.train, key) < 1:
             raise ConfigError(f"train.{key}: must be at least 1, got {getattr(cfg.train, key)}")
+    unknown_recipes = sorted(set(cfg.compare.recipes) - {"pix2pix", "cyclegan"})
+    if unknown_recipes:
+        raise ConfigError(f"compare.recipes: unknown recipe(s) {unknown_recipes}; expected pix2pix and/or cyclegan")
     if not cfg.name or "/" in cfg.name or cfg.name.startswith("."):
         raise ConfigError(f"name: must be a plain folder name, got {cfg.name!r}")
 
@@ -332,7 +353,8 @@ def resolve_paths(cfg: Config, base: Path | None = None) -> Config:
 
     data = dataclasses.replace(cfg.data, paired=absolute(cfg.data.paired),
                                domain_a=absolute(cfg.data.domain_a), domain_b=absolute(cfg.data.domain_b))
-    return dataclasses.replace(cfg, data=data, output_root=absolute(cfg.output_root))
+    return dataclasses.replace(cfg, data=data, output_root=absolute(cfg.output_root),
+                               preprocessed_dir=absolute(cfg.preprocessed_dir))
 
 
 def dump_config(cfg: Config) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from pathlib import Path
 
 import pytest
 
-from medtrans.config import config_from_dict, config_to_dict, dump_config, load_config, resolve_paths
+from medtrans.config import Config, config_from_dict, config_to_dict, dump_config, load_config, resolve_paths
 from medtrans.errors import ConfigError
 
 MINIMAL = {"name": "demo", "data": {"paired": "sample_data/paired"}}
@@ -79,3 +81,36 @@ def test_cyclegan_gets_the_cyclegan_papers_defaults_unless_given() -> None:
     assert (cfg.model.generator, cfg.model.norm, cfg.train.gan_mode) == ("resnet", "instance", "lsgan")
     cfg = config_from_dict({**base, "train": {"recipe": "cyclegan", "gan_mode": "vanilla"}, "model": {"norm": "batch"}})
     assert (cfg.model.generator, cfg.model.norm, cfg.train.gan_mode) == ("resnet", "batch", "vanilla")
+
+
+def test_compare_lists_known_recipes() -> None:
+    cfg = config_from_dict({**MINIMAL, "compare": {"recipes": ["pix2pix", "cyclegan"]}})
+    assert cfg.compare.recipes == ("pix2pix", "cyclegan")
+    with pytest.raises(ConfigError, match="compare.recipes: unknown"):
+        config_from_dict({**MINIMAL, "compare": {"recipes": ["unit"]}})
+    with pytest.raises(ConfigError, match="compare.recipes: expected a list of strings"):
+        config_from_dict({**MINIMAL, "compare": {"recipes": "pix2pix"}})
+
+
+def test_shipped_pipeline_configs_load() -> None:
+    root = Path(__file__).resolve().parents[1] / "pipelines"
+    configs = sorted(root.glob("*.yaml"))
+    assert len(configs) >= 4
+    for path in configs:
+        load_config(path)
+
+
+def test_every_config_key_is_documented() -> None:
+    reference = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
+
+    def walk(cls: type) -> list[str]:
+        hints = typing.get_type_hints(cls)
+        names = []
+        for f in dataclasses.fields(cls):
+            names.append(f.name)
+            if dataclasses.is_dataclass(hints[f.name]):
+                names += walk(hints[f.name])
+        return names
+
+    missing = [key for key in walk(Config) if f"`{key}`" not in reference]
+    assert not missing, f"keys missing from docs/config.md: {missing}"
