@@ -21,6 +21,7 @@ from medtrans.errors import MedtransError
 from medtrans.io import Volume, write_dicom_series, write_volume
 from medtrans.report import build_report
 from medtrans.report.collect import collect_run, parse_summary, redact_paths
+from medtrans.report.html import format_number
 from medtrans.report.montage import CT_WINDOW_HU, View, body_view, lps_ordered, plane_slices, subject_montage
 
 PNG_URI = "data:image/png;base64,"
@@ -54,21 +55,24 @@ def ct_volume(array: np.ndarray) -> Volume:
     return Volume(array, SPACING, (20.0, 15.0, -10.0), np.diag([-1.0, -1.0, 1.0]))
 
 
-def write_config(run: Path, recipe: str, paired: bool) -> None:
+def write_config(run: Path, recipe: str, paired: bool, preprocessed_dir: Path | None = None) -> None:
     data = ({"paired": "/cohort/paired"} if paired
             else {"domain_a": "/cohort/healthy", "domain_b": "/cohort/lesion", "modality_b": "mr"})
-    cfg = config_from_dict({"name": run.name, "data": data, "train": {"recipe": recipe},
-                            "output_root": str(run.parent)})
+    values = {"name": run.name, "data": data, "train": {"recipe": recipe, "steps": 1000, "batch_size": 4},
+              "output_root": str(run.parent)}
+    if preprocessed_dir is not None:
+        values["preprocessed_dir"] = str(preprocessed_dir)
+    cfg = config_from_dict(values)
     (run / "config.yaml").write_text(dump_config(cfg))
     env = {"python": "3.11.9", "medtrans": "0.1.0", "torch": "2.13.0", "device": "cpu", "git_commit": "abc123"}
     (run / "environment.json").write_text(json.dumps(env, indent=2))
 
 
-def write_training_log(run: Path, losses: list[str], val: list[str]) -> None:
+def write_training_log(run: Path, losses: list[str], val: list[str], seconds_per_step: float = 0.05) -> None:
     rows = []
     for step in range(10, 1010, 10):
         rows.append({"step": step, **{name: 1.0 / (1 + step / 300) + 0.05 * np.sin(step) for name in losses},
-                     "lr": 2e-4, "seconds": 0.1})
+                     "lr": 2e-4, "seconds": round(step * seconds_per_step, 3)})
         if step % 250 == 0:
             rows.append({"step": step, **{name: 100.0 - step / 20 for name in val}})
     columns = ["step", *losses, "lr", "seconds", *val]
@@ -79,13 +83,15 @@ def write_training_log(run: Path, losses: list[str], val: list[str]) -> None:
         writer.writerows(rows)
 
 
-def write_evaluation(run: Path, subjects: tuple[str, ...]) -> dict[str, dict[str, str]]:
+def write_evaluation(run: Path, subjects: tuple[str, ...], seed: int = 7,
+                     folder: str = "evaluation") -> dict[str, dict[str, str]]:
     """metrics.csv (values written with repr, as the evaluator does) and summary.json; returns the cells."""
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     cells = {s: {m: repr(float(rng.uniform(0.1, 120.0))) for m in METRIC_COLUMNS} for s in subjects}
     cells[subjects[0]]["bone_dice"] = "NaN"
-    (run / "evaluation").mkdir(parents=True)
-    with (run / "evaluation" / "metrics.csv").open("w", newline="") as fh:
+    out = run / folder
+    out.mkdir(parents=True)
+    with (out / "metrics.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["subject", *METRIC_COLUMNS])
         writer.writerows([[s, *(cells[s][m] for m in METRIC_COLUMNS)] for s in subjects])
@@ -98,7 +104,7 @@ def write_evaluation(run: Path, subjects: tuple[str, ...]) -> dict[str, dict[str
                          "n": int(values.size)}
     summary = {"n": len(subjects), "mask": "body mask of the real CT", "units": {"mae": "HU", "psnr": "dB"},
                "metrics": stats}
-    (run / "evaluation" / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return cells
 
 
@@ -111,18 +117,15 @@ def paired_record(subject: str, inputs: dict[str, str], status: str = "ok", reas
             "mr_on_ct": f"{subject}/mr_on_ct.nii.gz"}
 
 
-def make_paired_run(root: Path, dicom_subject: str | None = None) -> Path:
-    """A finished pix2pix run with 4 pairs (2 test subjects) and one flagged pair.
+def write_paired_cohort(root: Path, preprocessed: Path, dicom_subject: str | None = None) -> dict[str, Volume]:
+    """Input scans under ``root/inputs``, MR on the CT grid and the manifest in ``preprocessed``; returns the CTs.
 
-    With ``dicom_subject``, that subject's real CT is a DICOM series carrying a patient name and
-    ID, stored under a folder named after the patient.
+    Four pairs and one flagged pair. With ``dicom_subject``, that subject's real CT is a DICOM series
+    carrying a patient name and ID, stored under a folder named after the patient.
     """
-    run = root / "runs" / "demo"
-    run.mkdir(parents=True)
-    write_config(run, "pix2pix", paired=True)
-    records = []
+    records, cts = [], {}
     for index, subject in enumerate(PAIRED_SUBJECTS):
-        ct = ct_volume(body_ct(index))
+        ct = cts[subject] = ct_volume(body_ct(index))
         folder = root / "inputs" / subject
         write_volume(ct, folder / "ct.nii.gz")
         ct_path = folder / "ct.nii.gz"
@@ -130,15 +133,32 @@ def make_paired_run(root: Path, dicom_subject: str | None = None) -> Path:
             ct_path = write_dicom_series(ct, root / "inputs" / "DOE_JANE" / "ct", modality="CT",
                                          identity={"PatientName": PATIENT_NAME, "PatientID": PATIENT_ID})
         mr = ct.with_array(np.where(ct.array > -500, 300.0 + ct.array / 10, 5.0).astype(np.float32))
-        write_volume(mr, run / "preprocessed" / subject / "mr_on_ct.nii.gz")
+        write_volume(mr, preprocessed / subject / "mr_on_ct.nii.gz")
         records.append(paired_record(subject, {"mr": str(folder / "mr.nii.gz"), "ct": str(ct_path)}))
-        if subject in TEST_SUBJECTS:
-            write_volume(ct.with_array(ct.array + 30.0), run / "predictions" / f"{subject}.nii.gz")
     bad_reason = f"registration Dice 0.62 < 0.90 for {root}/inputs/DOE_JANE/mr.nii.gz"
     records.append(paired_record("s05", {"mr": "/x/mr.nii.gz", "ct": "/x/ct.nii.gz"}, "flagged", bad_reason))
-    (run / "preprocessed" / "manifest.json").write_text(json.dumps({"version": 1, "mode": "paired",
-                                                                    "subjects": records}))
+    (preprocessed / "manifest.json").write_text(json.dumps({"version": 1, "mode": "paired", "subjects": records}))
+    return cts
+
+
+def write_predictions(run: Path, cts: dict[str, Volume], offset_hu: float) -> None:
+    """predictions/<subject>.nii.gz for the test subjects: the real CT plus ``offset_hu``."""
+    for subject in TEST_SUBJECTS:
+        write_volume(cts[subject].with_array(cts[subject].array + offset_hu), run / "predictions" / f"{subject}.nii.gz")
+
+
+def write_split(run: Path) -> None:
     (run / "split.json").write_text(json.dumps({"train": ["s01"], "val": ["s02"], "test": list(TEST_SUBJECTS)}))
+
+
+def make_paired_run(root: Path, dicom_subject: str | None = None) -> Path:
+    """A finished pix2pix run with 4 pairs (2 test subjects) and one flagged pair (see `write_paired_cohort`)."""
+    run = root / "runs" / "demo"
+    run.mkdir(parents=True)
+    write_config(run, "pix2pix", paired=True)
+    cts = write_paired_cohort(root, run / "preprocessed", dicom_subject)
+    write_predictions(run, cts, 30.0)
+    write_split(run)
     write_training_log(run, ["loss_d", "loss_g_gan", "loss_g_l1"], ["val_mae", "val_psnr", "val_ssim"])
     write_evaluation(run, TEST_SUBJECTS)
     return run
@@ -287,6 +307,23 @@ def test_summary_card_and_table_show_summary_json(paired_run: Path, paired_repor
     assert set(summary_rows) == set(METRIC_COLUMNS)
     assert float(summary_rows["psnr"][1][1]) == summary["psnr"]["mean"]
     assert float(summary_rows["psnr"][6][1]) == summary["psnr"]["n"]
+
+
+def test_lookup_baseline_is_shown_next_to_the_model_when_evaluated(tmp_path: Path, paired_report: str) -> None:
+    assert "lookup baseline" not in paired_report.lower()
+    run = make_paired_run(tmp_path)
+    baseline = write_evaluation(run, TEST_SUBJECTS, seed=3, folder="evaluation/baseline")
+    page = build_report(run).read_text()
+    model = json.loads((run / "evaluation" / "summary.json").read_text())["metrics"]
+    baseline_mae = np.mean([float(baseline[s]["mae"]) for s in TEST_SUBJECTS])
+    card = re.search(r'<div class="label">mae</div>.*?<div class="note"[^>]*>([^<]+)</div>', page)
+    ratio = format_number(model["mae"]["mean"] / baseline_mae)
+    assert card.group(1) == f"lookup baseline {format_number(baseline_mae)} HU; ratio {ratio}"
+    rows = {row[0][0]: row for row in next(t for t in tables_of(page) if t[0][2][0] == "baseline mean")[1:]}
+    assert set(rows) == set(METRIC_COLUMNS)
+    assert float(rows["mae"][1][1]) == model["mae"]["mean"]
+    assert float(rows["mae"][2][1]) == pytest.approx(baseline_mae, rel=1e-12)
+    assert float(rows["mae"][3][1]) == pytest.approx(model["mae"]["mean"] / baseline_mae, rel=1e-12)
 
 
 def test_header_dates_training_from_the_log_file(paired_run: Path, paired_report: str) -> None:

@@ -16,6 +16,7 @@ import csv
 import datetime
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,8 @@ class RunRecord:
     training: dict[str, Series] | None = None
     evaluation: MetricsTable | None = None
     summary: Summary | None = None
+    baseline_evaluation: MetricsTable | None = None
+    baseline: Summary | None = None
     predictions: dict[str, Path] = field(default_factory=dict)
     trained_on: str | None = None
     missing: list[str] = field(default_factory=list)
@@ -91,6 +94,13 @@ class RunRecord:
         """One value of the resolved config (``section.key``), or ``default``."""
         values = self.config.get(section)
         return values.get(key, default) if isinstance(values, dict) else default
+
+    @property
+    def preprocessed_dir(self) -> Path:
+        """The preprocessed cohort: the config's ``preprocessed_dir`` when set, else ``<run>/preprocessed``."""
+        # A comparison's sub-runs share their parent's cohort through preprocessed_dir.
+        configured = self.config.get("preprocessed_dir")
+        return Path(configured) if configured else self.folder / "preprocessed"
 
     @property
     def mode(self) -> str:
@@ -143,11 +153,13 @@ def collect_run(run_dir: str | Path) -> RunRecord:
     read_config(run)
     run.environment = read_json(run, "environment.json", "environment record", dict)
     run.split = read_json(run, "split.json", "dataset split (written by `medtrans train`)", dict)
-    run.manifest = read_json(run, "preprocessed/manifest.json", "preprocessing manifest", dict)
+    manifest = os.path.relpath(run.preprocessed_dir / "manifest.json", run.folder)
+    run.manifest = read_json(run, manifest, "preprocessing manifest", dict)
     run.training = read_training_log(run)
-    run.evaluation = read_metrics_table(run)
+    run.evaluation = read_metrics_table(run, "evaluation", "per-subject evaluation (run `medtrans evaluate`)")
     summary = read_json(run, "evaluation/summary.json", "evaluation summary", dict)
     run.summary = parse_summary(summary) if summary is not None else None
+    read_baseline(run)
     run.predictions = list_predictions(run.folder / "predictions")
     if not run.predictions:
         run.missing.append("predictions/: no synthetic volumes yet (run `medtrans infer`)")
@@ -228,9 +240,21 @@ def read_training_log(run: RunRecord) -> dict[str, Series] | None:
     return series
 
 
-def read_metrics_table(run: RunRecord) -> MetricsTable | None:
-    """evaluation/metrics.csv; numeric columns are those (besides 'subject') holding only numbers."""
-    table = read_csv_rows(run, "evaluation/metrics.csv", "per-subject evaluation (run `medtrans evaluate`)")
+def read_baseline(run: RunRecord) -> None:
+    """evaluation/baseline/ (the lookup baseline of paired studies), when the evaluation wrote one.
+
+    Its absence is normal (unpaired studies, older runs), so it is not listed as missing.
+    """
+    if not (run.folder / "evaluation" / "baseline" / "summary.json").is_file():
+        return
+    run.baseline_evaluation = read_metrics_table(run, "evaluation/baseline", "per-subject lookup baseline")
+    summary = read_json(run, "evaluation/baseline/summary.json", "lookup baseline summary", dict)
+    run.baseline = parse_summary(summary) if summary is not None else None
+
+
+def read_metrics_table(run: RunRecord, folder: str, what: str) -> MetricsTable | None:
+    """``<folder>/metrics.csv``; numeric columns are those (besides 'subject') holding only numbers."""
+    table = read_csv_rows(run, f"{folder}/metrics.csv", what)
     if table is None:
         return None
     columns, rows = table

@@ -51,7 +51,10 @@ class Panel:
 
 @dataclass(frozen=True)
 class Montage:
-    """One subject's columns; ``aspects`` are pixel height/width per plane; ``error`` the |difference|."""
+    """One subject's columns; ``aspects`` are pixel height/width per plane; ``error`` the last |difference|.
+
+    When several runs are shown side by side, their earlier error maps are among ``panels``.
+    """
 
     subject: str
     panels: list[Panel]
@@ -131,8 +134,9 @@ def column_modalities(run: RunRecord, record: dict) -> tuple[str, str]:
     return (modality_b, modality_a) if record.get("domain") == "b" else (modality_a, modality_b)
 
 
-def subject_sources(run: RunRecord, subject: str) -> tuple[dict[str, Path], list[str]]:
-    """Paths of the input, synthetic and real volume of a test subject, and what is missing."""
+def subject_sources(run: RunRecord, subject: str, predicted_by: dict[str, RunRecord]
+                    ) -> tuple[dict[str, Path], list[str]]:
+    """Paths of a subject's input, real and predicted scans (one per ``predicted_by`` column); what is missing."""
     record = run.records.get(subject)
     notes = []
     sources: dict[str, Path] = {}
@@ -140,7 +144,7 @@ def subject_sources(run: RunRecord, subject: str) -> tuple[dict[str, Path], list
         notes.append("not in the preprocessing manifest: no input or real scan")
     elif run.mode == "paired":
         if record.get("mr_on_ct"):
-            sources["input"] = run.folder / "preprocessed" / str(record["mr_on_ct"])
+            sources["input"] = run.preprocessed_dir / str(record["mr_on_ct"])
         else:
             notes.append("no 'mr_on_ct' in the manifest: no input MR on the CT grid")
         real = (record.get("inputs") or {}).get("ct")
@@ -152,10 +156,11 @@ def subject_sources(run: RunRecord, subject: str) -> tuple[dict[str, Path], list
         image = (record.get("inputs") or {}).get("image")
         if image:
             sources["input"] = Path(image)
-    if subject in run.predictions:
-        sources["synthetic"] = run.predictions[subject]
-    else:
-        notes.append("no prediction yet")
+    for role, predicting_run in predicted_by.items():
+        if subject in predicting_run.predictions:
+            sources[role] = predicting_run.predictions[subject]
+        else:
+            notes.append(f"{role}: no prediction yet")
     return sources, notes
 
 
@@ -171,18 +176,30 @@ def read_sources(sources: dict[str, Path], notes: list[str]) -> dict[str, Volume
     return volumes
 
 
-def subject_montage(run: RunRecord, subject: str) -> Montage:
-    """The montage of one test subject (no panels, only notes, when none of its scans can be read)."""
-    sources, notes = subject_sources(run, subject)
+def subject_montage(run: RunRecord, subject: str, predicted_by: dict[str, RunRecord] | None = None) -> Montage:
+    """The montage of one test subject: input, each prediction, real, then each |prediction - real|.
+
+    Args:
+        run: the run whose manifest gives the input and real scans (and whose prediction is shown by default).
+        subject: the subject ID.
+        predicted_by: column name -> run whose prediction fills that column, to show several runs side
+            by side; default ``{"synthetic": run}``. Names must differ from 'input' and 'real'.
+
+    Returns:
+        The montage; without panels, only notes, when none of the subject's scans can be read.
+    """
+    predicted_by = predicted_by or {"synthetic": run}
+    sources, notes = subject_sources(run, subject, predicted_by)
     volumes = read_sources(sources, notes)
     if not volumes:
         return Montage(subject, [], None, (1.0, 1.0, 1.0), ((1.0, 1.0),) * 3, notes)
     input_modality, synthetic_modality = column_modalities(run, run.records.get(subject, {}))
-    modalities = {"input": input_modality, "synthetic": synthetic_modality, "real": synthetic_modality}
-    reference = volumes.get("real") or volumes.get("input") or volumes["synthetic"]
+    modalities = {"input": input_modality, "real": synthetic_modality,
+                  **dict.fromkeys(predicted_by, synthetic_modality)}
+    reference = volumes.get("real") or volumes.get("input") or next(iter(volumes.values()))
     view = body_view(reference.array, reference.spacing_mm)
     panels = []
-    for role in ("input", "synthetic", "real"):
+    for role in ("input", *predicted_by, "real"):
         if role not in volumes:
             continue
         vol = volumes[role]
@@ -192,18 +209,20 @@ def subject_montage(run: RunRecord, subject: str) -> Montage:
         slices = plane_slices(vol.array, own_view)
         window = display_window(vol.array[own_view.crop], modalities[role])
         panels.append(Panel(f"{role} ({modalities[role].upper()})", slices, window, "gray"))
-    error = error_panel(volumes, notes, view)
+    errors = [panel for role in predicted_by if (panel := error_panel(role, volumes, notes, view)) is not None]
     aspects, extents = plane_geometry(reference.shape, view, reference.spacing_mm)
-    return Montage(subject, panels, error, aspects, extents, notes)
+    # All error maps share one colour scale, so only the last one needs the colour bar that
+    # `figures.montage_figure` draws for ``Montage.error``; the others are ordinary columns.
+    return Montage(subject, panels + errors[:-1], errors[-1] if errors else None, aspects, extents, notes)
 
 
-def error_panel(volumes: dict[str, Volume], notes: list[str], view: View) -> Panel | None:
-    """|synthetic - real| in HU through the same slices; None without both or on different grids."""
-    synthetic, real = volumes.get("synthetic"), volumes.get("real")
+def error_panel(role: str, volumes: dict[str, Volume], notes: list[str], view: View) -> Panel | None:
+    """|prediction - real| in HU through the same slices; None without both or on different grids."""
+    synthetic, real = volumes.get(role), volumes.get("real")
     if synthetic is None or real is None:
         return None
     if not synthetic.same_grid(real, tol=1e-3):
-        notes.append("synthetic and real CT are on different grids: no error map")
+        notes.append(f"{role} and real CT are on different grids: no error map")
         return None
     error = np.abs(synthetic.array.astype(np.float32) - real.array.astype(np.float32))
-    return Panel("|synthetic - real| (HU)", plane_slices(error, view), (0.0, ERROR_MAX_HU), "magma")
+    return Panel(f"|{role} - real| (HU)", plane_slices(error, view), (0.0, ERROR_MAX_HU), "magma")

@@ -76,21 +76,45 @@ def headline_stats(run: RunRecord) -> list[tuple[str, dict[str, float | None]]]:
     return [(name, stats[name]) for name in names[:MAX_HEADLINE]]
 
 
-def card(label: str, value: str, detail: str = "") -> str:
-    """One summary card: a small label, a large value and a muted detail (texts, escaped here)."""
+def card(label: str, value: str, detail: str = "", footnote: str = "") -> str:
+    """One summary card: a small label, a large value, a muted detail and a muted line below (texts, escaped here)."""
     detail_html = f" <small>{esc(detail)}</small>" if detail else ""
+    # Inline size: the footnote is secondary to the value (html.CSS has no card footnote rule).
+    footnote_html = f'<div class="note" style="font-size:12px">{esc(footnote)}</div>' if footnote else ""
     return (f'<div class="card"><div class="label">{esc(label)}</div>'
-            f'<div class="value">{esc(value)}{detail_html}</div></div>')
+            f'<div class="value">{esc(value)}{detail_html}</div>{footnote_html}</div>')
+
+
+def with_unit(number: float | None, unit: str) -> str:
+    """A formatted number followed by its unit (none for dimensionless '1')."""
+    return format_number(number) + (f" {unit}" if unit and unit != "1" else "")
+
+
+def baseline_ratio(model_mean: float | None, baseline_mean: float | None) -> float | None:
+    """Model mean / lookup baseline mean (below 1: the model has the smaller value); None when undefined."""
+    if model_mean is None or baseline_mean is None or not np.isfinite(baseline_mean) or baseline_mean == 0:
+        return None
+    return model_mean / baseline_mean
+
+
+def baseline_footnote(run: RunRecord, name: str, model_mean: float | None, unit: str) -> str:
+    """'lookup baseline 77.2 HU; ratio 0.31' for a headline metric, or '' without a baseline value."""
+    stats = run.baseline.stats.get(name) if run.baseline else None
+    if not stats or stats.get("mean") is None:
+        return ""
+    ratio = baseline_ratio(model_mean, stats["mean"])
+    return f"lookup baseline {with_unit(stats['mean'], unit)}; ratio {format_number(ratio)}"
 
 
 def summary_cards(run: RunRecord) -> str:
-    """Cards with the headline metrics (mean +/- std), test subjects and flagged subjects."""
+    """Cards with the headline metrics (mean +/- std, and the lookup baseline), test subjects and flagged subjects."""
     units = run.summary.units if run.summary else {}
     cards = []
     for name, stats in headline_stats(run):
         unit = units.get(name, "")
-        detail = f"\u00b1 {format_number(stats.get('std'))}" + (f" {unit}" if unit and unit != "1" else "")
-        cards.append(card(name, format_number(stats.get("mean")), detail))
+        detail = "\u00b1 " + with_unit(stats.get("std"), unit)
+        footnote = baseline_footnote(run, name, stats.get("mean"), unit)
+        cards.append(card(name, format_number(stats.get("mean")), detail, footnote))
     if not cards:
         cards.append(card("results", "", "not evaluated yet"))
     n_evaluated = len(run.evaluation.rows) if run.evaluation else 0
@@ -128,6 +152,8 @@ def results_section(run: RunRecord) -> Section:
         parts += ["<h3>Per subject</h3>", per_subject_table(run.evaluation)]
     if run.summary is not None and run.summary.stats:
         parts += ["<h3>Summary</h3>", summary_table(run.summary)]
+    if run.summary is not None and run.baseline is not None:
+        parts += ['<h3 id="baseline">Lookup baseline</h3>', baseline_table(run.summary, run.baseline)]
     if run.evaluation is not None and run.evaluation.numeric:
         units = run.summary.units if run.summary else {}
         parts.append(figure(figures.box_plots(run.evaluation, units), "box plots per metric",
@@ -159,6 +185,24 @@ def summary_table(summary: Summary) -> str:
             for name, stats in summary.stats.items()]
     facts = "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in summary.facts.items())
     return table(headers, rows, numeric_headers=STAT_KEYS) + (f'<ul class="note">{facts}</ul>' if facts else "")
+
+
+def baseline_table(summary: Summary, baseline: Summary) -> str:
+    """The model's mean next to the lookup baseline's for every metric both have, and their ratio."""
+    headers = ["metric", "model mean", "baseline mean", "ratio", "baseline std", "baseline n", "unit"]
+    rows = []
+    for name, stats in summary.stats.items():
+        reference = baseline.stats.get(name)
+        if reference is None:
+            continue
+        rows.append([text_cell(name), number_cell(stats.get("mean")), number_cell(reference.get("mean")),
+                     number_cell(baseline_ratio(stats.get("mean"), reference.get("mean"))),
+                     number_cell(reference.get("std")), number_cell(reference.get("n")),
+                     text_cell(summary.units.get(name, ""))])
+    explanation = note("The lookup baseline maps each MR intensity to the mean HU of that intensity in the training "
+                       "pairs, and is evaluated with the same code on the same test subjects; ratio = model mean / "
+                       "baseline mean (below 1: the model has the smaller value, better for MAE).")
+    return explanation + table(headers, rows, numeric_headers=headers[1:-1])
 
 
 def montages_section(run: RunRecord) -> Section:
