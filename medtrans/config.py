@@ -137,9 +137,8 @@ class InferConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """Metric settings (SynthRAD2023 definitions)."""
+    """Metric settings: SynthRAD2023 definitions inside the body mask of the real CT."""
 
-    mask: Literal["body", "none"] = "body"
     device: str = "auto"
 
 
