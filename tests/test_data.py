@@ -178,3 +178,26 @@ def test_ranks_get_disjoint_shares_of_a_batch() -> None:
     rank1 = SeededBatchSampler(40, 4, seed=0, start_step=0, num_steps=5, rank=1, world_size=2)
     for a, b in zip(rank0, rank1):
         assert not {k[0] for k in a} & {k[0] for k in b}
+
+
+def test_subjects_of_different_sizes_batch_together(tmp_path: Path) -> None:
+    root = tmp_path / "pre"
+    write_preprocessed(root / "a", {"p0": "paired"}, "paired", shape=(20, 18, 16))
+    write_preprocessed(root / "b", {"p1": "paired"}, "paired", shape=(24, 14, 16))
+    manifest = {"version": 1, "mode": "paired", "subjects": []}
+    import json
+    import shutil
+
+    for part in ("a", "b"):
+        for record in json.loads((root / part / "manifest.json").read_text())["subjects"]:
+            if record["status"] == "ok":
+                shutil.move(str(root / part / record["subject"]), str(root / record["subject"]))
+                manifest["subjects"].append(record)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    dataset = build_training_dataset(config(kind="2d"), root, ["p0", "p1"])
+    shapes = {tuple(dataset[(i, 0)]["source"].shape) for i in range(len(dataset))}
+    assert shapes == {(1, 24, 18)}
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=SeededBatchSampler(len(dataset), 8, 0, 0, 3))
+    assert next(iter(loader))["source"].shape == (8, 1, 24, 18)
+    padded = next(dataset[(i, 0)] for i in range(len(dataset)) if dataset[(i, 0)]["subject"] == "p1")
+    assert torch.all(padded["source"][0, :, :2] == -1) and torch.all(padded["source"][0, :, -2:] == -1)

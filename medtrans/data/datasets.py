@@ -7,6 +7,7 @@ from ``sample_seed``, so a batch is a pure function of the run seed and step.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,10 @@ class SampleSource:
                 for s in self.subjects
             ]
             object.__setattr__(self, "subjects", padded)
+        if isinstance(self.view, SliceView):
+            planes = [self.view.plane_of(s.mask.shape) for s in self.subjects]
+            plane_shape = tuple(int(max(p[i] for p in planes)) for i in range(2))
+            object.__setattr__(self, "view", dataclasses.replace(self.view, plane_shape=plane_shape))
         candidates = [self.view.locations(s.mask) for s in self.subjects]
         object.__setattr__(self, "candidates", candidates)
         if isinstance(self.view, SliceView):

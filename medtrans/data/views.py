@@ -21,6 +21,7 @@ class SliceView:
     axis: int
     context: int = 0
     min_body_fraction: float = 0.05
+    plane_shape: tuple[int, int] | None = None
 
     @property
     def spatial_dims(self) -> int:
@@ -32,13 +33,24 @@ class SliceView:
         fraction = mask.mean(axis=other)
         return np.flatnonzero(fraction >= self.min_body_fraction)
 
+    def plane_of(self, shape: tuple[int, ...]) -> tuple[int, int]:
+        """(H, W) of the slices of a volume of ``shape``."""
+        return tuple(n for a, n in enumerate(shape) if a != self.axis)
+
     def extract(self, array: np.ndarray, location: int, with_context: bool) -> np.ndarray:
-        """(C, H, W) float32: the slice, or 2*context+1 slices centred on it (clamped at the ends)."""
+        """(C, H, W) float32: the slice, or 2*context+1 slices centred on it (clamped at the ends).
+
+        With ``plane_shape`` set, slices are padded evenly with the background value (-1) to that
+        size, so subjects cropped to different sizes batch together.
+        """
         half = self.context if with_context else 0
         n = array.shape[self.axis]
         indices = np.clip(np.arange(location - half, location + half + 1), 0, n - 1)
-        return np.ascontiguousarray(np.moveaxis(np.take(array, indices, axis=self.axis), self.axis, 0),
-                                    dtype=np.float32)
+        stack = np.moveaxis(np.take(array, indices, axis=self.axis), self.axis, 0).astype(np.float32)
+        if self.plane_shape is not None and stack.shape[1:] != self.plane_shape:
+            extra = [max(0, t - n) for t, n in zip(self.plane_shape, stack.shape[1:])]
+            stack = np.pad(stack, [(0, 0)] + [(e // 2, e - e // 2) for e in extra], constant_values=-1.0)
+        return np.ascontiguousarray(stack)
 
     def random_location(self, candidates: np.ndarray, rng: np.random.Generator) -> int:
         """A slice index drawn from ``candidates``."""
