@@ -20,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "or a CSV with columns subject,image")
     parser.add_argument("--output", required=True, type=Path,
                         help="output file (.nii.gz/.mha/.nrrd) or DICOM folder for one scan; a folder for several")
+    parser.add_argument("--series", metavar="UID",
+                        help="SeriesInstanceUID to translate when the --input DICOM folder holds several series")
     parser.add_argument("--dicom", action="store_true", help="with several inputs, write DICOM series folders")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     parser.add_argument("--direction", choices=["ab", "ba"], default="ab",
@@ -36,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from medtrans.device import resolve_device
     from medtrans.infer import Translator, plan_jobs, run_jobs
 
+    jobs = plan_jobs(args.input, args.output, dicom_output=args.dicom, series_uid=args.series)
     translator = Translator.from_checkpoint(args.checkpoint, resolve_device(args.device), args.direction)
-    jobs = plan_jobs(args.input, args.output, dicom_output=args.dicom)
     timing = run_jobs(translator, jobs, args.keep_patient_tags, False if args.keep_background else None)
     for job in jobs:
         print(f"{job.subject}: {job.output}")

@@ -16,7 +16,9 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
 
     A reader never sees a half-written ``dest``: on any error (or Ctrl-C) the temporary file is
     removed and ``dest`` keeps its previous content. The temporary name keeps the full file
-    name, so extension-based writers (``.nii.gz``) pick the right format.
+    name, so extension-based writers (``.nii.gz``) pick the right format. An `OSError` raised
+    without a file name (a write on a full disk) gets ``dest`` as its ``filename``, so the
+    error says which output failed.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -24,6 +26,10 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, dest)
+    except OSError as err:
+        if err.filename is not None or err.errno is None:
+            raise
+        raise OSError(err.errno, err.strerror, str(dest)) from err
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

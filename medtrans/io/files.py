@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import gzip
+import io
 import warnings
 import zlib
 from pathlib import Path
@@ -10,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 from nibabel.filebasedimages import ImageFileError
+from nibabel.openers import ImageOpener
 from nibabel.spatialimages import HeaderDataError
 
 from medtrans.errors import VolumeReadError
@@ -101,6 +105,7 @@ def read_nifti(path: Path) -> Volume:
     qform over a differing sform, mis-reads an oblique sform without a qform, ignores files with
     neither, and cannot open NIfTI-2.
     """
+    check_nifti_pixdim(path)
     try:
         img = nib.load(str(path), mmap=False)
         if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
@@ -111,6 +116,32 @@ def read_nifti(path: Path) -> Volume:
         raise VolumeReadError(f"{path}: cannot read (corrupt or truncated file?): {reason}") from None
     spacing_mm, origin_mm, direction = lps_geometry(nifti_affine(img, path))
     return Volume(array, spacing_mm, origin_mm, direction, {"path": str(path)})
+
+
+def check_nifti_pixdim(path: Path) -> None:
+    """Refuse zero, negative or non-finite voxel sizes in a NIfTI header that has no sform.
+
+    Without an sform the spacing comes from pixdim[1:4]; nibabel silently replaces zeros by 1 mm
+    and negatives by their absolute value while loading, so the raw header is checked first.
+    A header that cannot be read here is left to nibabel, which reports it.
+    """
+    try:
+        with ImageOpener(str(path), "rb") as stream:
+            block = stream.read(nib.Nifti2Header.sizeof_hdr)
+    except (OSError, EOFError, zlib.error):
+        return
+    for klass in (nib.Nifti1Header, nib.Nifti2Header):
+        if len(block) >= klass.sizeof_hdr and klass.may_contain_header(block[:klass.sizeof_hdr]):
+            header = klass.from_fileobj(io.BytesIO(block), check=False)
+            break
+    else:
+        return
+    pixdim_mm = np.asarray(header["pixdim"][1:4], dtype=np.float64)
+    if int(header["sform_code"]) == 0 and not np.all(np.isfinite(pixdim_mm) & (pixdim_mm > 0)):
+        raise VolumeReadError(
+            f"{path}: spacing must be positive, got pixdim {pixdim_mm.tolist()} mm (and no sform to take it "
+            "from instead); fix the header's voxel size"
+        )
 
 
 def nifti_array(img: nib.Nifti1Image, path: Path) -> np.ndarray:
@@ -191,5 +222,40 @@ def write_volume(vol: Volume, path: str | Path) -> Path:
             "(or medtrans.io.dicom.write_dicom_series for a DICOM folder)"
         )
     with atomic_path(path) as tmp:
-        sitk.WriteImage(vol.to_sitk(), str(tmp), useCompression=volume_suffix(path) in (".nii.gz", ".nrrd", ".mha"))
+        try:
+            sitk.WriteImage(vol.to_sitk(), str(tmp), useCompression=volume_suffix(path) in (".nii.gz", ".nrrd", ".mha"))
+        except RuntimeError as err:
+            reason = str(err).strip().splitlines()[-1] if str(err).strip() else "unknown error"
+            raise OSError(errno.EIO, f"cannot write the volume (disk full or read-only?): {reason}",
+                          str(path)) from None
+        if volume_suffix(path) in NIFTI_SUFFIXES:
+            check_nifti_complete(tmp, path)
     return path
+
+
+def check_nifti_complete(written: Path, dest: Path) -> None:
+    """Refuse a NIfTI file shorter than its header promises.
+
+    SimpleITK's NIfTI writer only prints a short write (a full disk) to stderr and returns
+    normally, so the byte count is checked here, before the file is renamed into place.
+    """
+    try:
+        header = nib.load(str(written)).header
+        voxels = int(np.prod(header.get_data_shape()))
+        expected = int(header.get_data_offset()) + voxels * header.get_data_dtype().itemsize
+        written_bytes = uncompressed_size(written)
+    except (OSError, EOFError, ValueError, zlib.error, ImageFileError, HeaderDataError) as err:
+        raise OSError(errno.EIO, f"the written NIfTI file is unreadable (disk full?): {err}", str(dest)) from None
+    if written_bytes < expected:
+        raise OSError(errno.ENOSPC, f"only {written_bytes} of {expected} bytes were written (disk full?)", str(dest))
+
+
+def uncompressed_size(path: Path) -> int:
+    """Size in bytes of a file's content, decompressing a .gz file to count it."""
+    if not path.name.lower().endswith(".gz"):
+        return path.stat().st_size
+    total = 0
+    with gzip.open(path, "rb") as stream:
+        while chunk := stream.read(1 << 22):
+            total += len(chunk)
+    return total

@@ -7,6 +7,7 @@ an untrusted source cannot run code when loaded.
 
 from __future__ import annotations
 
+import io
 import pickle
 import random
 from pathlib import Path
@@ -23,10 +24,16 @@ VERSION = 1
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
-    """Write ``payload`` (plus format/version tags) to ``path`` atomically."""
+    """Write ``payload`` (plus format/version tags) to ``path`` atomically.
+
+    The payload is serialized in memory first: torch's file writer turns a full disk into a
+    RuntimeError without errno or file name, a plain write raises `OSError` (ENOSPC) naming ``path``.
+    """
     path = Path(path)
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
+        tmp.write_bytes(buffer.getbuffer())
     return path
 
 

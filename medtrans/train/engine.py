@@ -129,7 +129,7 @@ class Trainer:
     def __init__(self, cfg: Config, resume: bool = False) -> None:
         self.cfg = cfg
         self.rank, self.world_size, self.device = distributed_setup(cfg.train.device)
-        self.preprocessed_dir = cfg.run_dir / "preprocessed"
+        self.preprocessed_dir = cfg.preprocessed_path
         self.manifest = load_manifest(self.preprocessed_dir)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True)
@@ -220,19 +220,9 @@ class Trainer:
                           pin_memory=self.device.type == "cuda", persistent_workers=False,
                           generator=torch.Generator().manual_seed(self.cfg.seed))
 
-    def run(self) -> Path:
-        """Train to ``train.steps``; returns the path of the best (else last) checkpoint."""
+    def loop(self, progress: tqdm, writer: Any, log: CsvLog) -> bool:
+        """The steps from the current one to ``train.steps``; True when Ctrl-C stopped it early (after saving)."""
         cfg = self.cfg.train
-        writer = None
-        log = CsvLog(self.cfg.run_dir / "logs" / "metrics.csv", self.step)
-        if self.rank == 0:
-            write_run_records(self.cfg, self.device)
-            from torch.utils.tensorboard import SummaryWriter
-
-            writer = SummaryWriter(str(self.cfg.run_dir / "logs"), purge_step=self.step + 1)
-        self.recipe.train()
-        progress = tqdm(total=cfg.steps, initial=self.step, desc=f"train {self.cfg.name}", unit="step",
-                        disable=self.rank != 0, dynamic_ncols=True)
         started = time.perf_counter()
         metrics: dict[str, float] = {}
         with StopFlag() as stop:
@@ -269,10 +259,29 @@ class Trainer:
                     self.save("last.pt", metrics)
                 if stop.requested:
                     break
-        progress.close()
-        if writer is not None:
-            writer.close()
-        if stop.requested:
+        return stop.requested
+
+    def run(self) -> Path:
+        """Train to ``train.steps``; returns the path of the best (else last) checkpoint."""
+        cfg = self.cfg.train
+        writer = None
+        log = CsvLog(self.cfg.run_dir / "logs" / "metrics.csv", self.step)
+        if self.rank == 0:
+            write_run_records(self.cfg, self.device)
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(self.cfg.run_dir / "logs"), purge_step=self.step + 1)
+        self.recipe.train()
+        progress = tqdm(total=cfg.steps, initial=self.step, desc=f"train {self.cfg.name}", unit="step",
+                        disable=self.rank != 0, dynamic_ncols=True)
+        # Closed on every exit (error, Ctrl-C, NaN stop), so the bar ends its line before the CLI's message.
+        try:
+            stopped = self.loop(progress, writer, log)
+        finally:
+            progress.close()
+            if writer is not None:
+                writer.close()
+        if stopped:
             raise KeyboardInterrupt
         best = checkpoint_dir(self.cfg) / "best.pt"
         return best if best.exists() else checkpoint_dir(self.cfg) / "last.pt"
