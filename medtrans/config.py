@@ -352,8 +352,24 @@ def resolve_paths(cfg: Config, base: Path | None = None) -> Config:
 
     data = dataclasses.replace(cfg.data, paired=absolute(cfg.data.paired),
                                domain_a=absolute(cfg.data.domain_a), domain_b=absolute(cfg.data.domain_b))
-    return dataclasses.replace(cfg, data=data, output_root=absolute(cfg.output_root),
-                               preprocessed_dir=absolute(cfg.preprocessed_dir))
+    resolved = dataclasses.replace(cfg, data=data, output_root=absolute(cfg.output_root),
+                                   preprocessed_dir=absolute(cfg.preprocessed_dir))
+    check_outputs_outside_inputs(resolved)
+    return resolved
+
+
+def check_outputs_outside_inputs(cfg: Config) -> None:
+    """Refuse an output folder that is, or lies inside, an input cohort folder (outputs never touch inputs)."""
+    inputs = {key: Path(value) for key, value in
+              (("data.paired", cfg.data.paired), ("data.domain_a", cfg.data.domain_a), ("data.domain_b", cfg.data.domain_b))
+              if value is not None}
+    outputs = {"output_root": cfg.run_dir, "preprocessed_dir": cfg.preprocessed_path}
+    for out_key, out_path in outputs.items():
+        for in_key, in_path in inputs.items():
+            folder = in_path if in_path.suffix.lower() != ".csv" else in_path.parent
+            if out_path == folder or folder in out_path.parents:
+                raise ConfigError(f"{out_key}: the output folder {out_path} is inside the input folder {in_key} "
+                                  f"({folder}); outputs must never be written into the inputs")
 
 
 def dump_config(cfg: Config) -> str:

@@ -53,9 +53,23 @@ def cached_array(volume_path: Path) -> np.ndarray:
     return np.load(npy, mmap_mode="r")
 
 
+def record_path(root: Path, relative: str, record: dict) -> Path:
+    """``relative`` resolved inside the preprocessed folder; refuses paths that leave it.
+
+    The manifest is a file a user may have edited or received: a path outside the folder
+    would make training read, and write a cache beside, files it was never meant to touch.
+    """
+    folder = root.resolve()
+    path = (folder / relative).resolve()
+    if Path(relative).is_absolute() or folder not in path.parents:
+        raise MedtransError(f"{root / 'manifest.json'}: subject {record.get('subject')!r} names {relative!r}, "
+                            f"outside the preprocessed folder; refusing to read it")
+    return path
+
+
 def load_subject(preprocessed_dir: str | Path, record: dict) -> SubjectArrays:
     """Map one subject's images and mask (paths in ``record`` are relative to the folder)."""
     root = Path(preprocessed_dir)
-    images = {key: cached_array(root / rel) for key, rel in record["images"].items()}
-    mask = cached_array(root / record["mask"]).astype(bool)
+    images = {key: cached_array(record_path(root, rel, record)) for key, rel in record["images"].items()}
+    mask = cached_array(record_path(root, record["mask"], record)).astype(bool)
     return SubjectArrays(record["subject"], record.get("domain", "paired"), images, mask)

@@ -29,14 +29,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # ---- preprocessed manifest ----------------------------------------------------------------------
 
-MANIFEST_PATHS = pytest.mark.xfail(
-    strict=True,
-    reason="needs medtrans/data/manifest.py (not owned by the faults suite): resolve each record path against "
-    "the preprocessed folder and refuse absolute paths and paths that leave it, naming the manifest and subject",
-)
 
-
-@MANIFEST_PATHS
 @pytest.mark.parametrize("escape", ["relative", "absolute"])
 def test_manifest_path_outside_the_preprocessed_folder_is_refused(escape: str, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture) -> None:
