@@ -16,7 +16,7 @@ import numpy as np
 
 from medtrans.errors import MedtransError
 from medtrans.io import Volume, read_volume
-from medtrans.preprocess.cohort import Subject, cohort_subjects
+from medtrans.preprocess.cohort import cohort_subjects
 from medtrans.preprocess.register import register_mr_to_ct
 from medtrans.preprocess.resample import reorient_and_resample
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from medtrans.config import Config, DatasetConfig, SplitConfig, config_from_dict
+from medtrans.config import Config, SplitConfig, config_from_dict
 from medtrans.data import (
     PairedDataset,
     PatchView,

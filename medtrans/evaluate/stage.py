@@ -27,6 +27,7 @@ from tqdm import tqdm
 from medtrans.device import resolve_device
 from medtrans.errors import MedtransError
 from medtrans.evaluate.metrics import METRIC_NAMES, SSIM_WINDOW, volume_metrics
+from medtrans.evaluate.summary import json_ready, metric_stats
 from medtrans.io import Volume, is_volume_file, read_volume, write_text_atomic
 from medtrans.io.files import volume_suffix
 from medtrans.preprocess.masks import body_mask
@@ -126,16 +127,6 @@ def evaluate_subject(pred_path: Path, target_path: Path, mask_path: Path | None,
     return volume_metrics(pred.array, target.array, mask, device=device)
 
 
-def metric_stats(values: list[float]) -> dict[str, float | int | None]:
-    """mean, std (population, ddof 0), median, q1, q3 (linear interpolation) and n of the non-NaN values."""
-    kept = np.array([v for v in values if not math.isnan(v)], dtype=np.float64)
-    if kept.size == 0:
-        return {"mean": None, "std": None, "median": None, "q1": None, "q3": None, "n": 0}
-    q1, median, q3 = np.percentile(kept, [25, 50, 75])
-    return {"mean": float(kept.mean()), "std": float(kept.std()), "median": float(median),
-            "q1": float(q1), "q3": float(q3), "n": int(kept.size)}
-
-
 def mask_source(pairs: list[Pair]) -> str:
     """Where the masks of ``pairs`` came from, in words, for summary.json."""
     given = [mask_path is not None for *_, mask_path in pairs]
@@ -155,15 +146,6 @@ def summarize(rows: list[dict[str, Any]], mask: str) -> dict[str, Any]:
         "units": METRIC_UNITS,
         "metrics": {name: metric_stats([row[name] for row in rows]) for name in METRIC_NAMES},
     }
-
-
-def _json_ready(value: Any) -> Any:
-    """``value`` with non-finite floats replaced by None, so the JSON stays standard."""
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def metrics_csv(rows: list[dict[str, Any]]) -> str:
@@ -195,7 +177,7 @@ def evaluate_pairs(pairs: list[Pair], out_dir: str | Path, device: str = "auto")
         rows.append({"subject": subject, **metrics})
     summary = summarize(rows, mask_source(pairs))
     write_text_atomic(out_dir / "metrics.csv", metrics_csv(rows))
-    write_text_atomic(out_dir / "summary.json", json.dumps(_json_ready(summary), indent=2, allow_nan=False) + "\n")
+    write_text_atomic(out_dir / "summary.json", json.dumps(json_ready(summary), indent=2, allow_nan=False) + "\n")
     return summary
 
 
