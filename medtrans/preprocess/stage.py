@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
+import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
@@ -226,6 +227,10 @@ def check_output_location(out_dir: Path, inputs: list[Path]) -> None:
             raise MedtransError(f"output folder {out} is inside the input folder {folder}; choose another (--out)")
 
 
+MI_OUTLIER_FRACTION = 0.8
+MI_MIN_PAIRS = 4
+
+
 def build_manifest(out_dir: Path, mode: str, cfg: Config, subjects: list[Subject], settings_hash: str) -> dict:
     """The manifest from the record files of the whole cohort (every shard) made with these settings."""
     records, missing = [], []
@@ -235,8 +240,32 @@ def build_manifest(out_dir: Path, mode: str, cfg: Config, subjects: list[Subject
             records.append(record)
         else:
             missing.append(subject.key)
+    flag_registration_outliers(records)
     return {"version": MANIFEST_VERSION, "mode": mode, "settings": config_to_dict(cfg)["preprocess"],
             "subjects": records, "missing": missing}
+
+
+def flag_registration_outliers(records: list[dict]) -> None:
+    """Flag pairs whose mutual information after registration is far below the cohort's typical pair.
+
+    Body-mask Dice cannot tell an MR of another subject with a similar head from the right one
+    (after rigid registration both overlap at ~0.97), but such a pair's anatomy does not line up
+    inside the body, so its Mattes metric stays much weaker. The scale of mutual information
+    depends on scanners and protocols, so the threshold is relative: a pair is flagged when its
+    metric reaches less than `MI_OUTLIER_FRACTION` of the cohort median (needs `MI_MIN_PAIRS` pairs).
+    """
+    metrics = {r["subject"]: r["registration"]["metric_after"] for r in records
+               if r["status"] == "ok" and (r.get("registration") or {}).get("metric_after") is not None}
+    if len(metrics) < MI_MIN_PAIRS:
+        return
+    typical = float(np.median(list(metrics.values())))
+    for record in records:
+        value = metrics.get(record["subject"])
+        if value is not None and typical < 0 and value > MI_OUTLIER_FRACTION * typical:
+            record["status"] = "flagged"
+            record["reason"] = (f"mutual information after registration {-value:.3f} is below "
+                                f"{MI_OUTLIER_FRACTION:.2f} x the cohort's median {-typical:.3f}: the MR and CT "
+                                f"do not show the same anatomy (another subject's scan?)")
 
 
 def run_jobs(jobs: list[Job], workers: int, progress: bool) -> Iterator[Outcome]:
