@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -29,6 +30,7 @@ def main() -> None:
     parser.add_argument("--spacing", type=float, default=1.0)
     args = parser.parse_args()
     cfg = PreprocessConfig(spacing_mm=(args.spacing,) * 3)
+    print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} (other work slows the figures)")
     seconds, tres = [], []
     for seed in range(args.pairs):
         mr, ct, truth = make_paired_subject(seed=100 + seed, size="full")

@@ -54,6 +54,7 @@ class PreprocessConfig:
     registration_iterations: int = 200
     registration_sampling: float = 0.1
     min_body_dice: float = 0.90
+    mi_outlier_fraction: float = 0.8
     ct_window_hu: tuple[float, float] = (-1024.0, 3000.0)
     mr_norm: Literal["percentile", "zscore"] = "percentile"
     mr_percentiles: tuple[float, float] = (0.5, 99.5)

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from medtrans.device import resolve_device
 from medtrans.errors import MedtransError
 from medtrans.evaluate.metrics import METRIC_NAMES, SSIM_WINDOW, volume_metrics
+from medtrans.preprocess.normalize import require_ct_in_hu
 from medtrans.evaluate.summary import json_ready, metric_stats
 from medtrans.io import Volume, is_volume_file, read_volume, write_text_atomic
 from medtrans.io.files import volume_suffix
@@ -36,8 +37,6 @@ METRIC_UNITS = {"mae": "HU", "psnr": "dB", "ssim": "1", "mae_air": "HU", "mae_so
                 "bone_dice": "1"}
 # Geometry read back from NIfTI is float32, so grids written by different tools differ by ~1e-5 mm.
 GRID_TOLERANCE_MM = 1e-3
-# Below this value span a "CT" is normalized intensities, not HU (a body CT spans air to bone).
-MIN_HU_SPAN = 100.0
 
 Pair = tuple[str, Path, Path, Optional[Path]]
 
@@ -92,13 +91,7 @@ def check_same_grid(a: Volume, a_path: Path, b: Volume, b_path: Path) -> None:
 
 def check_ct(vol: Volume, path: Path) -> None:
     """Refuse a CT that is obviously not in HU (no negative values, or a tiny value span) or too small for SSIM."""
-    low, high = float(vol.array.min()), float(vol.array.max())
-    if low >= 0:
-        raise MedtransError(f"{path}: does not look like a CT in HU: no negative values (min {low:g}, max {high:g}), "
-                            "but air is about -1000 HU; convert it to HU (apply the rescale slope and intercept)")
-    if high - low < MIN_HU_SPAN:
-        raise MedtransError(f"{path}: does not look like a CT in HU: values only span [{low:g}, {high:g}] "
-                            "(normalized intensities?); evaluate CTs in HU")
+    require_ct_in_hu(vol.array, str(path))
     if min(vol.shape) < SSIM_WINDOW:
         raise MedtransError(f"{path}: shape {list(vol.shape)} is too small: SSIM needs at least "
                             f"{SSIM_WINDOW} voxels along each axis")

@@ -128,8 +128,9 @@ def from_csv(table: Path, roles: tuple[str, ...], domain: str, modality: Optiona
     """Subjects of a CSV with columns ``subject`` and ``roles``; relative paths start at the CSV's folder."""
     try:
         with open(table, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-            columns = set(rows[0]) if rows else set()
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            columns = set(reader.fieldnames or ())
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise MedtransError(f"{table}: cannot read the CSV: {err}") from None
     needed = {"subject", *roles}

@@ -96,3 +96,19 @@ def denormalize(array: np.ndarray, params: dict) -> np.ndarray:
     else:
         raise MedtransError(f"unknown normalization kind {params['kind']!r}; expected window, percentile or zscore")
     return raw.astype(np.float32)
+
+
+MIN_HU_SPAN = 100.0
+"""Below this value span a "CT" holds normalized intensities, not HU (a body CT spans air to bone)."""
+
+
+def require_ct_in_hu(array: np.ndarray, where: str) -> None:
+    """Refuse a CT that is obviously not in HU: no negative values (raw 0..4095 data) or a tiny span."""
+    low, high = float(np.min(array)), float(np.max(array))
+    if low >= 0:
+        raise MedtransError(f"{where}: does not look like a CT in HU: no negative values (min {low:g}, max {high:g}), "
+                            "but air is about -1000 HU; convert it to HU (apply the rescale slope and intercept)")
+    if high - low < MIN_HU_SPAN:
+        raise MedtransError(f"{where}: does not look like a CT in HU: values only span [{low:g}, {high:g}] "
+                            "(normalized intensities?)")
+

@@ -4,8 +4,9 @@ Paired: the CT is reoriented and resampled to the canonical grid; the MR is regi
 and resampled onto the same grid through the transform; the CT body mask is the pair's mask;
 all three are cropped/padded to the body box and the images normalized to [-1, 1]. The raw MR is
 also resampled onto the original CT grid (``mr_on_ct``) for inference and evaluation. Quality:
-the body-mask Dice of the MR against the CT before (scanner world) and after registration; a
-pair below ``min_body_dice`` is flagged. Unpaired: the same steps without registration.
+the mutual information and body-mask Dice of the MR against the CT before (scanner world) and
+after registration, which the stage's quality gates judge. Unpaired: the same steps without
+registration.
 
 Outputs are written atomically; the caller writes the subject's record last.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import SimpleITK as sitk
@@ -25,15 +25,9 @@ from medtrans.io import Volume, atomic_path, read_volume, write_volume
 from medtrans.preprocess.cohort import Subject
 from medtrans.preprocess.crop import CropBox, apply_crop, crop_array, crop_box
 from medtrans.preprocess.masks import body_mask
-from medtrans.preprocess.normalize import normalize
-from medtrans.preprocess.register import register_mr_to_ct
+from medtrans.preprocess.normalize import normalize, require_ct_in_hu
+from medtrans.preprocess.register import assess_alignment, register_mr_to_ct
 from medtrans.preprocess.resample import background_value, reorient_and_resample, resample_to_grid
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice overlap of two boolean masks of the same shape (0 when both are empty)."""
-    total = int(a.sum()) + int(b.sum())
-    return 2.0 * int(np.logical_and(a, b).sum()) / total if total else 0.0
 
 
 @dataclass(frozen=True)
@@ -79,43 +73,39 @@ class PreparedPair:
 
 
 def prepare_pair(mr: Volume, ct: Volume, cfg: PreprocessConfig, seed: int) -> PreparedPair:
-    """Register ``mr`` onto ``ct``, bring both to the CT's canonical grid, crop, normalize, measure Dice."""
+    """Register ``mr`` onto ``ct``, bring both to the CT's canonical grid, crop and normalize them."""
     ct_canonical = reorient_and_resample(ct, cfg.orientation, cfg.spacing_mm, cfg.interpolation, "ct")
     ct_mask = body_mask(ct_canonical, "ct")
     if not ct_mask.any():
         raise MedtransError("no body found in the CT (is it blank, or not in HU?)")
-    identity = sitk.Transform(3, sitk.sitkIdentity)
-    mr_before = resample_to_grid(mr, ct_canonical, "linear", "mr")
-    mr_mask_before = body_mask(mr_before, "mr")
     if cfg.register == "none":
-        transform, metric_before, metric_after = identity, None, None
+        result = assess_alignment(ct_canonical, mr)
     else:
         result = register_mr_to_ct(ct_canonical, mr, cfg.register, cfg.registration_iterations,
                                    cfg.registration_sampling, seed)
-        transform, metric_before, metric_after = result.transform, result.metric_before, result.metric_after
-    mr_on_grid = resample_to_grid(mr, ct_canonical, cfg.interpolation, "mr", transform)
-    mr_mask = body_mask(mr_on_grid, "mr")
+    mr_on_grid = resample_to_grid(mr, ct_canonical, cfg.interpolation, "mr", result.transform)
     box = crop_box(ct_mask, ct_canonical.spacing_mm, cfg.crop_margin_mm, cfg.pad_multiple)
     ct_image, ct_params = crop_and_normalize(ct_canonical, ct_mask, box, "ct", cfg)
-    # MR statistics come from the MR's own body: where the MR field of view ends inside the
-    # CT body, the CT mask would count empty voxels.
-    mr_image, mr_params = crop_and_normalize(mr_on_grid, mr_mask, box, "mr", cfg)
-    mask_vol = apply_crop(ct_canonical.with_array(ct_mask.astype(np.uint8)), box, 0)
-    registration = {
-        "method": cfg.register,
-        "metric_before": metric_before,
-        "metric_after": metric_after,
-        "dice_before": dice(ct_mask, mr_mask_before),
-        "dice_after": dice(ct_mask, mr_mask),
-    }
+    # MR statistics come from the body inside the MR's field of view: where that ends inside the
+    # CT body, the CT mask alone would count empty voxels.
+    mr_image, mr_params = crop_and_normalize(mr_on_grid, ct_mask & field_of_view(mr, ct_canonical, result.transform),
+                                             box, "mr", cfg)
+    registration = {"method": result.method, "metric_before": result.metric_before, "metric_after": result.metric_after,
+                    "dice_before": result.dice_before, "dice_after": result.dice_after}
     return PreparedPair(
-        ct=PreparedScan(ct_image, mask_vol, ct_params, box),
+        ct=PreparedScan(ct_image, apply_crop(ct_canonical.with_array(ct_mask.astype(np.uint8)), box, 0), ct_params, box),
         mr=mr_image,
         mr_normalization=mr_params,
-        mr_on_ct=resample_to_grid(mr, ct, cfg.interpolation, "mr", transform),
-        transform=transform,
+        mr_on_ct=resample_to_grid(mr, ct, cfg.interpolation, "mr", result.transform),
+        transform=result.transform,
         registration=registration,
     )
+
+
+def field_of_view(vol: Volume, grid: Volume, transform: sitk.Transform) -> np.ndarray:
+    """Boolean mask of the voxels of ``grid`` that ``transform`` maps inside ``vol``'s field of view."""
+    ones = vol.with_array(np.ones(vol.shape, dtype=np.uint8))
+    return resample_to_grid(ones, grid, kind="label", transform=transform).array > 0
 
 
 def write_transform(transform: sitk.Transform, path: Path) -> None:
@@ -137,7 +127,9 @@ def scan_facts(scan: PreparedScan) -> dict:
 
 def process_pair(subject: Subject, cfg: PreprocessConfig, seed: int, out_dir: Path) -> dict:
     """Preprocess and write one paired subject; returns its record fields (no status yet)."""
-    pair = prepare_pair(read_volume(subject.inputs["mr"]), read_volume(subject.inputs["ct"]), cfg, seed)
+    mr, ct = read_volume(subject.inputs["mr"]), read_volume(subject.inputs["ct"])
+    require_ct_in_hu(ct.array, str(subject.inputs["ct"]))
+    pair = prepare_pair(mr, ct, cfg, seed)
     key = subject.key
     files = {"mr": f"{key}/mr.nii.gz", "ct": f"{key}/ct.nii.gz", "mask": f"{key}/body_mask.nii.gz",
              "mr_on_ct": f"{key}/mr_on_ct.nii.gz", "transform": f"{key}/mr_to_ct.tfm"}
@@ -151,6 +143,7 @@ def process_pair(subject: Subject, cfg: PreprocessConfig, seed: int, out_dir: Pa
         write_transform(pair.transform, out_dir / files["transform"])
         registration["transform"] = files["transform"]
     return {
+        "patient_mismatch": patient_mismatch(mr, ct),
         "images": {"mr": files["mr"], "ct": files["ct"]},
         "mask": files["mask"],
         **scan_facts(pair.ct),
@@ -160,9 +153,18 @@ def process_pair(subject: Subject, cfg: PreprocessConfig, seed: int, out_dir: Pa
     }
 
 
+def patient_mismatch(mr: Volume, ct: Volume) -> bool:
+    """True when both scans are DICOM with different PatientIDs (the IDs themselves are never stored)."""
+    ids = [(vol.meta.get("dicom_identity") or {}).get("PatientID") for vol in (mr, ct)]
+    return bool(all(ids) and ids[0] != ids[1])
+
+
 def process_single(subject: Subject, cfg: PreprocessConfig, out_dir: Path) -> dict:
     """Preprocess and write one unpaired subject; returns its record fields (no status yet)."""
-    scan = prepare_single(read_volume(subject.inputs["image"]), subject.modality or "mr", cfg)
+    image = read_volume(subject.inputs["image"])
+    if subject.modality == "ct":
+        require_ct_in_hu(image.array, str(subject.inputs["image"]))
+    scan = prepare_single(image, subject.modality or "mr", cfg)
     key = subject.key
     files = {"image": f"{key}/image.nii.gz", "mask": f"{key}/body_mask.nii.gz"}
     write_volume(scan.image, out_dir / files["image"])
@@ -176,16 +178,3 @@ def process_single(subject: Subject, cfg: PreprocessConfig, out_dir: Path) -> di
         "registration": None,
         "mr_on_ct": None,
     }
-
-
-def quality_problem(fields: dict, cfg: PreprocessConfig) -> Optional[str]:
-    """Why a processed pair is flagged (body-mask Dice after registration too low), else None."""
-    registration = fields.get("registration")
-    if not registration:
-        return None
-    if registration["dice_after"] < cfg.min_body_dice:
-        return (f"body-mask Dice after registration {registration['dice_after']:.3f} < min_body_dice "
-                f"{cfg.min_body_dice:.3f} (before: {registration['dice_before']:.3f}); wrong MR for this CT, "
-                "or a registration failure")
-    return None
-

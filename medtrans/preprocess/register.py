@@ -8,8 +8,10 @@ the rigid result.
 Speed and accuracy: both scans are first resampled to a working grid of at most 2 mm; the
 optimizer runs on a pyramid of it (shrink factors [4, 2, 1], coarsest level about 8 mm) with a
 seeded random sample of the voxels in the dilated CT body mask (``sampling`` of them, but at
-least `MIN_SAMPLES` per level); the rigid start aligns the centres of mass of the two body
-masks, which, unlike intensity moments, do not depend on MR or CT contrast.
+least `MIN_SAMPLES` per level), and a regular-step gradient descent whose parameter scales
+are measured over the body (`body_scales`); the rigid start aligns the centres of mass of the
+two body masks, which, unlike intensity moments, do not depend on MR or CT contrast. The
+optimizer runs on one thread so that a seed gives the same result every time.
 
 Example:
     >>> result = register_mr_to_ct(ct, mr, "rigid")          # doctest: +SKIP
@@ -28,7 +30,7 @@ import SimpleITK as sitk
 
 from medtrans.errors import MedtransError
 from medtrans.io import Volume
-from medtrans.preprocess.masks import body_mask
+from medtrans.preprocess.masks import body_mask, dice
 from medtrans.preprocess.resample import canonical_grid, resample_to_grid
 
 Method = Literal["rigid", "affine", "bspline"]
@@ -43,22 +45,29 @@ MIN_SAMPLES = 20000
 CT_RANGE_HU = (-1000.0, 1500.0)
 MR_CEILING_PERCENTILE = 99.5
 SAMPLING_MASK_DILATION_MM = 6.0
-BSPLINE_CONTROL_SPACING_MM = 50.0
+INITIAL_STEP_MM = 2.0
+MIN_STEP_MM = 0.01
+STEP_RELAXATION = 0.7
+SCALE_VOXEL_STRIDE = 7
+BSPLINE_CONTROL_SPACING_MM = 100.0
 BSPLINE_MAX_EVALUATIONS = 50
 
 
 @dataclasses.dataclass(frozen=True)
 class RegistrationResult:
-    """A fixed(CT)-to-moving(MR) transform and the Mattes metric (lower is better) before and after.
+    """A fixed(CT)-to-moving(MR) transform and how well the scans match before and after it.
 
-    ``metric_before`` uses the identity (the scans as they lie in the scanner's world); either
-    metric is None when the two images do not overlap enough to evaluate it.
+    Before means the identity (the scans as they lie in the scanner's world). The metric is
+    Mattes mutual information as ITK reports it (negative; lower is better), None when the scans
+    do not overlap enough to evaluate it; Dice is the overlap of the two body masks.
     """
 
     transform: sitk.Transform
     method: str
     metric_before: Optional[float]
     metric_after: Optional[float]
+    dice_before: float
+    dice_after: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,24 +164,47 @@ def execute(method: sitk.ImageRegistrationMethod, pair: WorkingPair) -> None:
         raise MedtransError(f"registration failed (do the MR and CT overlap?): {last_line}") from None
 
 
+def body_offsets(mask: sitk.Image, center: tuple[float, ...]) -> np.ndarray:
+    """(N, 3) positions (mm) of body-mask voxels relative to ``center`` (every few voxels suffice)."""
+    ijk = np.argwhere(sitk.GetArrayViewFromImage(mask) > 0)[::SCALE_VOXEL_STRIDE, ::-1].astype(np.float64)
+    if len(ijk) == 0:
+        ijk = np.array([[0.0, 0.0, 0.0], np.array(mask.GetSize(), dtype=np.float64) - 1])
+    direction = np.array(mask.GetDirection()).reshape(3, 3) * np.array(mask.GetSpacing())
+    return ijk @ direction.T + np.array(mask.GetOrigin()) - np.asarray(center)
+
+
+def body_scales(transform: sitk.Transform, offsets: np.ndarray) -> list[float]:
+    """Optimizer scales: mean squared displacement (mm^2) of the body per unit of each parameter.
+
+    ITK's physical-shift estimator measures the shift at the image corners, which over-weights
+    rotations when the body is smaller than the field of view; the gradient descent then
+    zig-zags in translation while the angles barely move. Measured over the body, every
+    parameter step moves the anatomy by about the same distance.
+    """
+    squared = offsets**2
+    if isinstance(transform, sitk.Euler3DTransform):
+        rotations = [float((squared.sum(axis=1) - squared[:, k]).mean()) for k in range(3)]
+        return rotations + [1.0, 1.0, 1.0]
+    if isinstance(transform, sitk.AffineTransform):
+        return [float(squared[:, col].mean()) for _row in range(3) for col in range(3)] + [1.0, 1.0, 1.0]
+    raise TypeError(f"no body scales for {transform.GetName()}")
+
+
 def optimize_linear(pair: WorkingPair, initial: sitk.Transform, iterations: int, levels: int = 3) -> sitk.Transform:
     """Optimize a rigid or affine ``initial`` in place over the finest ``levels`` of the pyramid; returns it.
 
-    Affine refinement runs on the finest level only: on the blurred coarse levels the optimum
-    of the scale parameters drifts away from 1.
-
-    Conjugate gradients with a short line search: a plain or regular-step gradient descent
-    crawls along the rotation angles once the translation is found (one step length for
-    parameters of very different sensitivity); a line search does not.
+    Regular-step gradient descent with `body_scales`; the step (first 2 mm) shrinks each time the
+    gradient turns back, and a level ends below 0.01 mm. Affine refinement runs on the finest
+    level only: on the blurred coarse levels the optimum of the scale parameters drifts from 1.
     """
     shrinks, sigmas = pair.pyramid(levels)
     method = pair.method(shrinks, pair.sampling_mask)
     method.SetSmoothingSigmasPerLevel(sigmas)
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
-    method.SetOptimizerAsConjugateGradientLineSearch(
-        learningRate=1.0, numberOfIterations=iterations, convergenceMinimumValue=1e-5,
-        convergenceWindowSize=10, lineSearchUpperLimit=5.0, lineSearchMaximumIterations=5)
-    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=INITIAL_STEP_MM, minStep=MIN_STEP_MM, numberOfIterations=iterations,
+        relaxationFactor=STEP_RELAXATION, gradientMagnitudeTolerance=1e-8)
+    method.SetOptimizerScales(body_scales(initial, body_offsets(pair.fixed_mask, initial.GetCenter())))
     method.SetInitialTransform(initial, inPlace=True)
     execute(method, pair)
     return initial
@@ -188,10 +220,10 @@ def affine_from_rigid(rigid: sitk.Euler3DTransform) -> sitk.AffineTransform:
 
 
 def optimize_bspline(pair: WorkingPair, bulk: sitk.Transform, iterations: int) -> sitk.Transform:
-    """A cubic B-spline deformation (~50 mm control points) on top of ``bulk``, as one composite transform.
+    """A cubic B-spline deformation (control points ~100 mm apart) on top of ``bulk``, as one composite transform.
 
     The usual SimpleITK recipe (L-BFGS-B on the two finest pyramid levels). Each evaluation
-    updates a joint-histogram derivative per B-spline parameter (about a thousand), so function
+    updates a joint-histogram derivative per B-spline parameter (hundreds), so function
     evaluations are capped to keep a pair near a minute.
     """
     extent = [n * s for n, s in zip(pair.fixed.GetSize(), pair.fixed.GetSpacing())]
@@ -225,6 +257,34 @@ def evaluate_metric(pair: WorkingPair, transform: sitk.Transform) -> Optional[fl
         return None
 
 
+def working_pair(ct: Volume, mr: Volume, sampling: float, seed: int) -> WorkingPair:
+    """The working images and masks of a CT (fixed) and MR (moving)."""
+    fixed, fixed_mask = working_image(ct, "ct")
+    moving, moving_mask = working_image(mr, "mr")
+    return WorkingPair(fixed, moving, fixed_mask, moving_mask, sampling, seed)
+
+
+def mask_dice(pair: WorkingPair, transform: sitk.Transform) -> float:
+    """Dice overlap of the CT body mask and the MR body mask carried onto it through ``transform``."""
+    moved = sitk.Resample(pair.moving_mask, pair.fixed_mask, transform, sitk.sitkNearestNeighbor, 0)
+    return dice(sitk.GetArrayViewFromImage(pair.fixed_mask) > 0, sitk.GetArrayViewFromImage(moved) > 0)
+
+
+def assess(pair: WorkingPair, transform: sitk.Transform, method: str) -> RegistrationResult:
+    """Metric and body-mask Dice of the scans as they lie and through ``transform``."""
+    identity = sitk.Transform(3, sitk.sitkIdentity)
+    with single_threaded_itk():
+        metric_before = evaluate_metric(pair, identity)
+        metric_after = evaluate_metric(pair, transform)
+    return RegistrationResult(transform, method, metric_before, metric_after,
+                              mask_dice(pair, identity), mask_dice(pair, transform))
+
+
+def assess_alignment(ct: Volume, mr: Volume) -> RegistrationResult:
+    """How well ``mr`` matches ``ct`` as they lie (no registration: method 'none', identity transform)."""
+    return assess(working_pair(ct, mr, 1.0, 0), sitk.Transform(3, sitk.sitkIdentity), "none")
+
+
 def register_mr_to_ct(ct: Volume, mr: Volume, method: Method = "rigid", iterations: int = 200,
                       sampling: float = 0.1, seed: int = 0) -> RegistrationResult:
     """Register ``mr`` (moving) onto ``ct`` (fixed); both may be on any grid.
@@ -238,16 +298,15 @@ def register_mr_to_ct(ct: Volume, mr: Volume, method: Method = "rigid", iteratio
         seed: seed of the metric's random sampling; the same inputs and seed give the same result.
 
     Returns:
-        The CT-world-to-MR-world transform, and the metric before (identity) and after.
+        The CT-world-to-MR-world transform, and the metric and body-mask Dice (on the working
+        grid) before (identity) and after.
 
     Raises:
         MedtransError: when the optimizer cannot run (the scans do not overlap).
     """
     if method not in ("rigid", "affine", "bspline"):
         raise ValueError(f"unknown registration method {method!r}")
-    fixed, fixed_mask = working_image(ct, "ct")
-    moving, moving_mask = working_image(mr, "mr")
-    pair = WorkingPair(fixed, moving, fixed_mask, moving_mask, sampling, seed)
+    pair = working_pair(ct, mr, sampling, seed)
     with single_threaded_itk():
         rigid = optimize_linear(pair, initial_rigid(pair), iterations)
         transform: sitk.Transform = rigid
@@ -255,9 +314,7 @@ def register_mr_to_ct(ct: Volume, mr: Volume, method: Method = "rigid", iteratio
             transform = optimize_linear(pair, affine_from_rigid(rigid), iterations, levels=1)
         elif method == "bspline":
             transform = optimize_bspline(pair, rigid, iterations)
-        metric_before = evaluate_metric(pair, sitk.Transform(3, sitk.sitkIdentity))
-        metric_after = evaluate_metric(pair, transform)
-    return RegistrationResult(transform, method, metric_before, metric_after)
+    return assess(pair, transform, method)
 
 
 def target_registration_error(estimated: sitk.Transform, truth_fixed_to_moving: np.ndarray,

@@ -5,7 +5,8 @@ for unpaired cohorts) and end with ``record.json``, written last and atomically:
 only for a finished subject, and its ``input_hash`` (SHA-256 of the input files' bytes and the
 settings) says what it was made from. A rerun skips subjects whose record is current; shards
 (``shard=(k, n)``) and interrupted runs compose because ``manifest.json`` is rebuilt from the
-record files after every run.
+record files after every run. The quality gates (body Dice, mutual-information outliers across
+the cohort) are applied then too: a record says 'ok' or 'failed', the manifest adds 'flagged'.
 
 Example:
     >>> summary = run_preprocess(cfg, Path("runs/demo/preprocessed"), workers=2)   # doctest: +SKIP
@@ -33,7 +34,7 @@ from medtrans.config import Config, PreprocessConfig, config_to_dict
 from medtrans.errors import MedtransError
 from medtrans.io import write_text_atomic
 from medtrans.preprocess.cohort import Subject, find_cohort, input_locations
-from medtrans.preprocess.pipeline import process_pair, process_single, quality_problem
+from medtrans.preprocess.pipeline import process_pair, process_single
 
 log = logging.getLogger("medtrans.preprocess")
 
@@ -41,9 +42,12 @@ MANIFEST_VERSION = 1
 # Bump when the same inputs and settings would give different outputs, so old records go stale.
 PIPELINE_VERSION = 1
 RECORD_NAME = "record.json"
+# Below this many registered pairs a cohort median says too little to call one an outlier.
+MI_MIN_PAIRS = 4
 HASH_CHUNK_BYTES = 1 << 20
-# Settings that change how fast, not what, is computed: left out of the hash.
-UNHASHED_SETTINGS = ("workers",)
+# Settings that change neither the outputs nor the records (speed, and the quality gates, which
+# are applied when the manifest is built): left out of the hash, so changing them redoes nothing.
+UNHASHED_SETTINGS = ("workers", "min_body_dice", "mi_outlier_fraction")
 
 
 @dataclass(frozen=True)
@@ -75,10 +79,11 @@ class Summary:
 
     @property
     def counts(self) -> dict[str, int]:
-        """Subjects of this run by status, plus how many were skipped as unchanged."""
+        """Subjects of this run by status in the manifest, plus how many were skipped as unchanged."""
+        status = {(r["domain"], r["subject"]): r["status"] for r in self.manifest["subjects"]}
         counts = {"ok": 0, "flagged": 0, "failed": 0, "skipped": 0}
         for outcome in self.outcomes:
-            counts[outcome.record["status"]] += 1
+            counts[status.get((outcome.record["domain"], outcome.record["subject"]), outcome.record["status"])] += 1
             counts["skipped"] += outcome.skipped
         return counts
 
@@ -188,8 +193,7 @@ def process(job: Job) -> Outcome:
     except Exception as err:  # one bad subject must not stop a cohort; the record says why
         record["reason"] = f"{type(err).__name__}: {err}" if not isinstance(err, MedtransError) else str(err)
     else:
-        problem = quality_problem(fields, job.preprocess)
-        record.update(fields, status="flagged" if problem else "ok", reason=problem)
+        record.update(fields, status="ok")
     write_text_atomic(path, json.dumps(record, indent=1))
     return Outcome(record, skipped=False)
 
@@ -227,10 +231,6 @@ def check_output_location(out_dir: Path, inputs: list[Path]) -> None:
             raise MedtransError(f"output folder {out} is inside the input folder {folder}; choose another (--out)")
 
 
-MI_OUTLIER_FRACTION = 0.8
-MI_MIN_PAIRS = 4
-
-
 def build_manifest(out_dir: Path, mode: str, cfg: Config, subjects: list[Subject], settings_hash: str) -> dict:
     """The manifest from the record files of the whole cohort (every shard) made with these settings."""
     records, missing = [], []
@@ -240,19 +240,46 @@ def build_manifest(out_dir: Path, mode: str, cfg: Config, subjects: list[Subject
             records.append(record)
         else:
             missing.append(subject.key)
-    flag_registration_outliers(records)
+    flag_poor_registrations(records, cfg.preprocess)
     return {"version": MANIFEST_VERSION, "mode": mode, "settings": config_to_dict(cfg)["preprocess"],
             "subjects": records, "missing": missing}
 
 
-def flag_registration_outliers(records: list[dict]) -> None:
+def quality_problem(record: dict, cfg: PreprocessConfig) -> Optional[str]:
+    """Why a processed pair's record should be flagged (body-mask Dice after registration too low), else None.
+
+    Another subject's MR of a similar head still reaches Dice ~0.95-0.97; the stage catches it
+    across the cohort by its weak mutual information (`flag_registration_outliers`).
+    """
+    if record.get("patient_mismatch"):
+        return "the MR and CT DICOM headers carry different PatientIDs: these are scans of two different patients"
+    registration = record.get("registration")
+    if not registration or registration["dice_after"] >= cfg.min_body_dice:
+        return None
+    return (f"body-mask Dice after registration {registration['dice_after']:.3f} < min_body_dice "
+            f"{cfg.min_body_dice:g} (before: {registration['dice_before']:.3f}): wrong MR for this CT, "
+            "or a registration failure")
+
+
+def flag_poor_registrations(records: list[dict], cfg: PreprocessConfig) -> None:
+    """Mark pairs unfit for training as flagged, in place: low body Dice, or mutual information outliers."""
+    for record in records:
+        problem = quality_problem(record, cfg) if record["status"] == "ok" else None
+        if problem:
+            record.update(status="flagged", reason=problem)
+    flag_registration_outliers(records, cfg.mi_outlier_fraction)
+
+
+def flag_registration_outliers(records: list[dict], fraction: float) -> None:
     """Flag pairs whose mutual information after registration is far below the cohort's typical pair.
 
     Body-mask Dice cannot tell an MR of another subject with a similar head from the right one
     (after rigid registration both overlap at ~0.97), but such a pair's anatomy does not line up
     inside the body, so its Mattes metric stays much weaker. The scale of mutual information
     depends on scanners and protocols, so the threshold is relative: a pair is flagged when its
-    metric reaches less than `MI_OUTLIER_FRACTION` of the cohort median (needs `MI_MIN_PAIRS` pairs).
+    mutual information is below ``fraction`` (``preprocess.mi_outlier_fraction``) of the cohort
+    median (needs `MI_MIN_PAIRS` pairs; 0 turns the check off). On the sample heads the right MR
+    reaches 0.8-1.0 nats and another head's 0.4-0.55.
     """
     metrics = {r["subject"]: r["registration"]["metric_after"] for r in records
                if r["status"] == "ok" and (r.get("registration") or {}).get("metric_after") is not None}
@@ -261,10 +288,10 @@ def flag_registration_outliers(records: list[dict]) -> None:
     typical = float(np.median(list(metrics.values())))
     for record in records:
         value = metrics.get(record["subject"])
-        if value is not None and typical < 0 and value > MI_OUTLIER_FRACTION * typical:
+        if value is not None and typical < 0 and value > fraction * typical:
             record["status"] = "flagged"
             record["reason"] = (f"mutual information after registration {-value:.3f} is below "
-                                f"{MI_OUTLIER_FRACTION:.2f} x the cohort's median {-typical:.3f}: the MR and CT "
+                                f"{fraction:g} x the cohort's median {-typical:.3f}: the MR and CT "
                                 f"do not show the same anatomy (another subject's scan?)")
 
 
@@ -287,9 +314,8 @@ def run_jobs(jobs: list[Job], workers: int, progress: bool) -> Iterator[Outcome]
                 bar.update()
 
 
-def report(outcome: Outcome) -> None:
-    """One loud line per flagged or failed subject."""
-    record = outcome.record
+def report(record: dict) -> None:
+    """One loud line for a flagged or failed subject."""
     name = record["subject"] if record["domain"] == "paired" else f"{record['domain']}/{record['subject']}"
     if record["status"] == "flagged":
         log.warning("preprocess: %s FLAGGED, left out of training: %s", name, record["reason"])
@@ -332,12 +358,19 @@ def run_preprocess(cfg: Config, out_dir: Path, workers: Optional[int] = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     settings_hash = settings_hash_of(cfg)
     jobs = [Job(s, cfg.preprocess, cfg.seed, out_dir, settings_hash) for s in shard_of(subjects, shard)]
-    outcomes = []
-    for outcome in run_jobs(jobs, workers or cfg.preprocess.workers, progress):
-        report(outcome)
-        outcomes.append(outcome)
+    if not all(is_current(read_record(record_path(out_dir, j.subject)), input_hash(j.subject, settings_hash), out_dir)
+               for j in jobs):
+        # Subjects are about to change: if this run is interrupted, no manifest may vouch for a
+        # mix of old and new outputs. It is written again, complete, at the end.
+        (out_dir / "manifest.json").unlink(missing_ok=True)
+    outcomes = list(run_jobs(jobs, workers or cfg.preprocess.workers, progress))
     manifest = build_manifest(out_dir, mode, cfg, subjects, settings_hash)
     write_text_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=1))
+    # The manifest's records, not the workers': cohort-wide checks may have flagged more.
+    in_this_run = {(o.record["domain"], o.record["subject"]) for o in outcomes}
+    for record in manifest["subjects"]:
+        if (record["domain"], record["subject"]) in in_this_run:
+            report(record)
     summary = Summary(out_dir, outcomes, manifest)
     summarize(summary)
     return summary

@@ -143,6 +143,8 @@ SUBJECT_FAULTS = {
     "different_subjects": ("flagged", ("body-mask Dice after registration", "wrong MR for this CT")),
     "mixed_series_dicom": ("failed", ("mixed_series_dicom/mr", "holds 2 DICOM series")),
     "missing_slice_dicom": ("failed", ("uneven slice spacing", "a slice is missing")),
+    "ct_not_in_hu": ("failed", ("ct.nii.gz", "does not look like a CT in HU")),
+    "different_patients_dicom": ("flagged", ("different PatientIDs",)),
 }
 
 
@@ -166,20 +168,6 @@ def test_bad_subject_is_recorded_and_listed_loudly(fault: str, faulty_run: tuple
     for word in words:
         assert word in record["reason"], record["reason"]
     assert f"preprocess: {fault} {status.upper()}" in child.stderr
-
-
-@pytest.mark.xfail(strict=True, reason="needs medtrans/preprocess (not owned by the faults suite): refuse a CT "
-                   "without negative values (not in HU; cf. evaluate's check_hu) with a reason saying so")
-def test_ct_not_in_hu_is_refused_as_such(faulty_run: tuple[Child, int, dict]) -> None:
-    record = faulty_run[2]["ct_not_in_hu"]
-    assert record["status"] in ("failed", "flagged") and "HU" in record["reason"], record
-
-
-@pytest.mark.xfail(strict=True, reason="needs medtrans/preprocess (not owned by the faults suite): flag a DICOM "
-                   "pair whose MR and CT carry different PatientIDs (Volume.meta['dicom_identity'])")
-def test_dicom_pair_of_different_patients_is_flagged(faulty_run: tuple[Child, int, dict]) -> None:
-    record = faulty_run[2]["different_patients_dicom"]
-    assert record["status"] == "flagged" and "PatientID" in record["reason"], record
 
 
 def test_reasons_and_logs_carry_no_patient_identifiers(faulty_run: tuple[Child, int, dict]) -> None:
@@ -269,9 +257,6 @@ def test_interrupted_preprocessing_resumes_without_trusting_partial_subjects(sig
     assert_no_temp_files(out)
 
 
-@pytest.mark.xfail(strict=True, reason="needs medtrans/preprocess/stage.py (not owned by the faults suite): remove "
-                   "or invalidate manifest.json before a run changes any subject, so an interrupted rerun with "
-                   "new settings leaves no manifest that vouches for a mix of old and new outputs")
 def test_interrupted_rerun_with_new_settings_leaves_no_stale_manifest(good_cohort: Path, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from medtrans.config import config_from_dict
