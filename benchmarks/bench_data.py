@@ -4,7 +4,8 @@ of a training step spent waiting for data.
 Preprocesses the shipped paired cohort into a temporary run folder first when --preprocessed is
 not given (that part is not timed). The step fraction is measured with the demo config
 (pipelines/demo.yaml: 2D pix2pix, batch 8) by timing the DataLoader and the training step
-separately over the same batches, in the main process (num_workers 0: the worst case).
+separately over the same batches, with the config's `dataset.num_workers` loader processes
+(0 = loading in the main process, the worst case).
 Last line: {"bench": "data", "slices_per_s": A, "patches_per_s": B, "data_fraction_of_step": F}
 
 Usage: python benchmarks/bench_data.py [--preprocessed RUN/preprocessed] [--config pipelines/demo.yaml]
@@ -42,8 +43,8 @@ def samples_per_second(dataset, batch_size: int, steps: int) -> float:
     return steps * batch_size / (time.perf_counter() - started)
 
 
-def data_fraction(cfg, dataset, steps: int) -> float:
-    """Share of (data + step) time spent producing batches, for the config's recipe and model."""
+def data_fraction(cfg, dataset, steps: int, workers: int) -> tuple[float, float]:
+    """(share of data wait + step time spent waiting for batches, seconds per step) for the config's model."""
     device = resolve_device(cfg.train.device)
     in_channels, out_channels = channels(cfg)
     image_size = tuple(dataset[(0, 0)]["source"].shape[1:])
@@ -51,7 +52,8 @@ def data_fraction(cfg, dataset, steps: int) -> float:
     recipe = recipe_class(cfg.train.recipe)(cfg, ctx, view_from_config(cfg.dataset).spatial_dims,
                                             in_channels, out_channels, image_size)
     recipe.train()
-    loader = iter(DataLoader(dataset, batch_sampler=SeededBatchSampler(len(dataset), cfg.train.batch_size, 0, 0, steps + 2)))
+    sampler = SeededBatchSampler(len(dataset), cfg.train.batch_size, 0, 0, steps + 2)
+    loader = iter(DataLoader(dataset, batch_sampler=sampler, num_workers=workers))
     recipe.train_step(next(loader))
     recipe.train_step(next(loader))
     data_s = step_s = 0.0
@@ -62,7 +64,7 @@ def data_fraction(cfg, dataset, steps: int) -> float:
         started = time.perf_counter()
         recipe.train_step(batch)
         step_s += time.perf_counter() - started
-    return data_s / (data_s + step_s)
+    return data_s / (data_s + step_s), step_s / steps
 
 
 def main() -> None:
@@ -83,9 +85,10 @@ def main() -> None:
     cfg3d = dataclasses.replace(cfg, dataset=dataclasses.replace(cfg.dataset, kind="3d", patch_size=(64, 64, 64)))
     patches = build_training_dataset(cfg3d, preprocessed, train_ids)
     patches_per_s = samples_per_second(patches, 2, args.steps)
-    fraction = data_fraction(cfg, slices, args.steps)
+    fraction, step_s = data_fraction(cfg, slices, args.steps, cfg.dataset.num_workers)
     print(f"2D slices: {slices_per_s:.0f}/s (augmented), 3D 64^3 patches: {patches_per_s:.1f}/s, "
-          f"data share of a {cfg.train.recipe} step: {100 * fraction:.1f} % (threads {torch.get_num_threads()})")
+          f"data share of a {cfg.train.recipe} step: {100 * fraction:.1f} % with {cfg.dataset.num_workers} "
+          f"loader worker(s), {step_s:.3f} s per step (threads {torch.get_num_threads()})")
     print(json.dumps({"bench": "data", "slices_per_s": round(slices_per_s, 1), "patches_per_s": round(patches_per_s, 2),
                       "data_fraction_of_step": round(fraction, 4)}))
 
