@@ -274,14 +274,16 @@ def parse_summary(data: dict[str, Any]) -> Summary:
             stats[name] = {k: (None if value.get(k) is None else to_float(value[k])) for k in STAT_KEYS}
         elif isinstance(value, dict):
             for key, inner in value.items():
-                walk(f"{name}.{key}" if name else str(key), inner)
+                # "metrics" and "directions" group levels add nothing a reader needs in a label
+                part = "" if key in ("metrics", "directions") else str(key)
+                walk(".".join(p for p in (name, part) if p), inner)
         else:
             facts[name] = value if isinstance(value, str) else json.dumps(value)
 
     units = data.get("units") if isinstance(data.get("units"), dict) else {}
     for key, value in data.items():
         if key != "units":
-            walk("" if key == "metrics" else str(key), value)
+            walk("" if key in ("metrics", "directions") else str(key), value)
     return Summary(stats, {str(k): str(v) for k, v in units.items()}, facts)
 
 
