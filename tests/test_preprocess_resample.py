@@ -13,6 +13,7 @@ from medtrans.preprocess.resample import (
     orientation_direction,
     reorient_and_resample,
     resample_to_grid,
+    resample_with_mask,
     world_corners,
 )
 
@@ -117,3 +118,19 @@ def test_real_brain_mr_to_las_bspline(real_data):
     assert out.orientation == "LAS"
     assert out.array.min() >= mr.array.min() and out.array.max() <= mr.array.max()
     assert np.allclose(world_centroid(out, out.array > 300), world_centroid(mr, mr.array > 300), atol=1.5)
+
+
+def test_resample_with_mask_equals_separate_resamples(oblique_volume):
+    """Inference's fused step gives the linear image and the nearest mask of `resample_to_grid`."""
+    ct, _ = blob_volume(oblique_volume.direction)
+    mask = ct.array > -500
+    grid = canonical_grid(ct, "LPS", (1.1, 0.9, 1.7))
+    image, mask_out = resample_with_mask(ct, mask, grid, fill=-1000.0)
+    expected_image = resample_to_grid(ct, grid, "linear", "ct").array
+    expected_mask = resample_to_grid(ct.with_array(mask.astype(np.uint8)), grid, kind="label").array > 0
+    assert image.shape == mask_out.shape == grid.shape and image.dtype == np.float32 and mask_out.dtype == bool
+    np.testing.assert_allclose(image, np.maximum(expected_image, -1000.0), atol=1e-3)
+    np.testing.assert_array_equal(mask_out, expected_mask)
+    assert mask_out.any() and not mask_out.all()
+    with pytest.raises(ValueError, match="mask shape"):
+        resample_with_mask(ct, mask[1:], grid, fill=-1000.0)

@@ -3,28 +3,42 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 
 from medtrans.infer.translator import Translator
 from medtrans.io import Volume
 from medtrans.models.apply import translate_volume
-from medtrans.preprocess.crop import uncrop
 from medtrans.preprocess.normalize import denormalize
 from medtrans.preprocess.pipeline import prepare_single
-from medtrans.preprocess.resample import resample_to_grid
+from medtrans.preprocess.resample import resample_with_mask
 
 CT_OUTSIDE_HU = -1000.0
 
 
 @dataclass
 class Timing:
-    """Seconds spent in the network and in total for one scan."""
+    """Seconds spent in the network, in total, and per step (accumulated over scans)."""
 
-    network_s: float = 0.0
     total_s: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def network_s(self) -> float:
+        """Seconds in the generator's forward passes."""
+        return self.steps.get("network", 0.0)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Add the seconds spent in the ``with`` block to ``steps[name]``."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.steps[name] = self.steps.get(name, 0.0) + time.perf_counter() - started
 
 
 def target_params(translator: Translator, source_params: dict) -> dict:
@@ -46,29 +60,29 @@ def translate_scan(translator: Translator, scan: Volume, mask_outside_body: bool
 
     Steps: the run's preprocessing of a single scan (`prepare_single`: resample to the run's
     orientation and spacing, body mask, crop to the body, normalize with the input's own
-    statistics); translate; invert the normalization (HU for CT); uncrop; resample back onto the
-    input grid; outside the body write air (-1000 HU by default, ``infer.background_hu``) unless
-    ``mask_outside_body`` is False.
+    statistics); translate; invert the normalization (HU for CT); resample back onto the input
+    grid together with the body mask; outside the body write air (-1000 HU by default,
+    ``infer.background_hu``) unless ``mask_outside_body`` is False.
     """
     cfg = translator.cfg
     timing = timing or Timing()
     started = time.perf_counter()
     target = translator.target_modality
-    prepared = prepare_single(scan, translator.source_modality, cfg.preprocess)
-
-    network_started = time.perf_counter()
-    synthetic_normalized = translate_volume(translator.generator, prepared.image.array, device=translator.device,
-                                            amp_dtype=translator.amp_dtype, **translator.view_settings)
-    timing.network_s += time.perf_counter() - network_started
-
-    synthetic = denormalize(synthetic_normalized, target_params(translator, prepared.normalization))
-    background = outside_value(target, synthetic, cfg.infer.background_hu)
-    synthetic_canonical = uncrop(prepared.image.with_array(synthetic), prepared.box, background)
-    on_input = resample_to_grid(synthetic_canonical, scan, "linear", target).array
-    if cfg.infer.mask_outside_body if mask_outside_body is None else mask_outside_body:
-        body_on_input = resample_to_grid(uncrop(prepared.mask, prepared.box, 0), scan, kind="label").array > 0
-        on_input = np.where(body_on_input, on_input, background)
-    if target == "ct":
-        on_input = np.round(on_input).astype(np.int16)
+    with timing.step("prepare"):
+        prepared = prepare_single(scan, translator.source_modality, cfg.preprocess)
+    with timing.step("network"):
+        synthetic_normalized = translate_volume(translator.generator, prepared.image.array, device=translator.device,
+                                                amp_dtype=translator.amp_dtype, **translator.view_settings)
+    with timing.step("restore"):
+        synthetic = denormalize(synthetic_normalized, target_params(translator, prepared.normalization))
+        background = outside_value(target, synthetic, cfg.infer.background_hu)
+        # The cropped volume is resampled directly: input voxels outside its box get the background,
+        # as they would from the uncropped one, without building the full canonical grid.
+        on_input, body_on_input = resample_with_mask(prepared.image.with_array(synthetic), prepared.mask.array > 0,
+                                                     scan, background)
+        if cfg.infer.mask_outside_body if mask_outside_body is None else mask_outside_body:
+            on_input = np.where(body_on_input, on_input, np.float32(background))
+        if target == "ct":
+            on_input = np.rint(on_input).astype(np.int16)
     timing.total_s += time.perf_counter() - started
     return scan.with_array(on_input, modality=target.upper(), synthetic=True)

@@ -60,13 +60,18 @@ def normalization_params(array: np.ndarray, mask: Optional[np.ndarray], modality
 
 
 def apply_normalization(array: np.ndarray, params: dict) -> np.ndarray:
-    """Map raw intensities to [-1, 1] (float32) with stored ``params``."""
-    values = array.astype(np.float64)
+    """Map raw intensities to [-1, 1] (float32) with stored ``params`` (float32 arithmetic, like `denormalize`)."""
+    values = np.asarray(array, dtype=np.float32)
     if params["kind"] == "zscore":
-        scaled = (values - params["mean"]) / (params["std"] * params["span"])
-        return np.clip(scaled, -1.0, 1.0).astype(np.float32)
-    low, high = params["low"], params["high"]
-    return (2.0 * (np.clip(values, low, high) - low) / (high - low) - 1.0).astype(np.float32)
+        scaled = (values - np.float32(params["mean"])) * np.float32(1.0 / (params["std"] * params["span"]))
+        return np.clip(scaled, -1.0, 1.0, dtype=np.float32)
+    low, high = np.float32(params["low"]), np.float32(params["high"])
+    scaled = np.clip(values, low, high)
+    scaled -= low
+    # The half span in float32 from the float32 bounds, so ``high`` maps to exactly 1.
+    scaled /= (high - low) / np.float32(2.0)
+    scaled -= np.float32(1.0)
+    return scaled
 
 
 def normalize(array: np.ndarray, mask: Optional[np.ndarray], modality: str,
@@ -87,12 +92,16 @@ def normalize(array: np.ndarray, mask: Optional[np.ndarray], modality: str,
 
 
 def denormalize(array: np.ndarray, params: dict) -> np.ndarray:
-    """Map [-1, 1] values back to HU / MR units (float32), inverting `normalize` with its ``params``."""
-    values = np.asarray(array, dtype=np.float64)
+    """Map [-1, 1] values back to HU / MR units (float32), inverting `normalize` with its ``params``.
+
+    Computed in float32: its 24-bit mantissa keeps HU to 1e-3 over the CT window, and the
+    full-volume pass costs half of a float64 one.
+    """
+    values = np.asarray(array, dtype=np.float32)
     if params["kind"] == "zscore":
-        raw = values * params["std"] * params["span"] + params["mean"]
+        raw = values * np.float32(params["std"] * params["span"]) + np.float32(params["mean"])
     elif params["kind"] in ("window", "percentile"):
-        raw = (values + 1.0) / 2.0 * (params["high"] - params["low"]) + params["low"]
+        raw = (values + np.float32(1.0)) * np.float32((params["high"] - params["low"]) / 2.0) + np.float32(params["low"])
     else:
         raise MedtransError(f"unknown normalization kind {params['kind']!r}; expected window, percentile or zscore")
     return raw.astype(np.float32)

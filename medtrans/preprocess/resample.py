@@ -183,3 +183,29 @@ def reorient_and_resample(
         modality: 'ct', 'mr' or 'label'.
     """
     return resample_to_grid(vol, canonical_grid(vol, orientation, spacing_mm), interpolation, modality)
+
+
+def resample_with_mask(vol: Volume, mask: np.ndarray, grid: Grid | Volume, fill: float) -> tuple[np.ndarray, np.ndarray]:
+    """Resample ``vol`` (linear) and its boolean ``mask`` (nearest) onto ``grid``: inference's last full-size step.
+
+    Args:
+        vol: an intensity volume, e.g. a synthetic CT in HU on its cropped canonical grid.
+        mask: boolean (X, Y, Z) array on ``vol``'s grid.
+        grid: the output grid (a `Grid` or a `Volume` whose grid is used).
+        fill: image value outside ``vol``'s box.
+
+    Returns:
+        ``(image, mask)`` on ``grid``, shape (X, Y, Z): image float32, mask bool. Both are
+        Fortran-ordered views of SimpleITK's (Z, Y, X) buffers: reordering 10^7 voxels would cost
+        more than the resampling, and writing them back through SimpleITK needs no copy.
+    """
+    if mask.shape != vol.shape:
+        raise ValueError(f"mask shape {mask.shape} does not match the volume's {vol.shape}")
+    if isinstance(grid, Volume):
+        grid = Grid.of(grid)
+    reference, identity = grid.reference_image(), sitk.Transform(3, sitk.sitkIdentity)
+    image = sitk.Resample(vol.to_sitk(), reference, identity, sitk.sitkLinear, float(fill), sitk.sitkFloat32)
+    mask_image = vol.with_array(mask.astype(np.uint8)).to_sitk()
+    mask_out = sitk.Resample(mask_image, reference, identity, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    return (sitk.GetArrayFromImage(image).transpose(2, 1, 0),
+            sitk.GetArrayFromImage(mask_out).transpose(2, 1, 0).view(bool))
