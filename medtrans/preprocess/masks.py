@@ -2,10 +2,11 @@
 
 CT is thresholded at -500 HU (halfway between air and soft tissue). MR has no absolute scale and
 a smooth bias field, so its threshold is a fraction of Otsu's threshold on the image averaged in
-2 x 2 x 2 blocks (which removes most noise) with the brightest 0.5 % clipped: Otsu separates background noise from tissue,
-and taking half of it keeps tissue that the bias field darkens by up to half. MR noise is then
-removed with a 3 x 3 x 3 majority vote of the thresholded voxels, which equals thresholding a
-3 x 3 x 3 median-filtered image (a median commutes with a threshold) at a tenth of the cost.
+2 x 2 x 2 blocks (which removes most noise) with the brightest 0.5 % clipped: Otsu separates
+background noise from tissue, and taking half of it keeps tissue that the bias field darkens by
+up to half. MR noise is then removed with a 3 x 3 x 3 majority vote of the thresholded voxels,
+which equals thresholding a 3 x 3 x 3 median-filtered image (a median commutes with a
+threshold) at a tenth of the cost.
 
 The shape work (largest component, closing, hole filling) runs on a grid of about 2 mm, where it
 costs an eighth of what it does at 1 mm; the mask's edge is then taken from the full-resolution
@@ -123,7 +124,7 @@ def majority_3x3x3(mask: np.ndarray) -> np.ndarray:
 
 
 def expand_blocks(coarse: np.ndarray, factors: tuple[int, int, int], shape: tuple[int, ...]) -> np.ndarray:
-    """Repeat each coarse voxel ``factors`` times per axis and cut to ``shape`` (undoes the blocking of `block_mean`)."""
+    """Repeat each coarse voxel ``factors`` times per axis and cut to ``shape`` (undoes `block_mean`'s blocking)."""
     for axis, factor in enumerate(factors):
         coarse = np.repeat(coarse, factor, axis=axis)
     return coarse[tuple(slice(0, n) for n in shape)]

@@ -185,7 +185,8 @@ def reorient_and_resample(
     return resample_to_grid(vol, canonical_grid(vol, orientation, spacing_mm), interpolation, modality)
 
 
-def resample_with_mask(vol: Volume, mask: np.ndarray, grid: Grid | Volume, fill: float) -> tuple[np.ndarray, np.ndarray]:
+def resample_with_mask(vol: Volume, mask: np.ndarray, grid: Grid | Volume,
+                       fill: float) -> tuple[np.ndarray, np.ndarray]:
     """Resample ``vol`` (linear) and its boolean ``mask`` (nearest) onto ``grid``: inference's last full-size step.
 
     Args:
