@@ -127,18 +127,43 @@ def single_torch_thread() -> Iterator[None]:
     torch.set_num_threads(previous)
 
 
+# `python -c` program of a paced child: argv is (dotted function, seconds, medtrans arguments...).
+PACED_MAIN = """
+import functools, importlib, sys, time
+from medtrans.cli import main
+module_name, _, name = sys.argv[1].rpartition(".")
+module, seconds = importlib.import_module(module_name), float(sys.argv[2])
+original = getattr(module, name)
+
+@functools.wraps(original)
+def paced(*args, **kwargs):
+    time.sleep(seconds)
+    return original(*args, **kwargs)
+
+setattr(module, name, paced)
+sys.exit(main(sys.argv[3:]))
+"""
+
+
 class Child:
     """A `medtrans` command running as a child process (one torch thread, see `single_torch_thread`),
     its output going to files in ``log_dir``."""
 
-    def __init__(self, argv: list[str], log_dir: Path, cwd: Path | None = None) -> None:
+    def __init__(self, argv: list[str], log_dir: Path, cwd: Path | None = None,
+                 pace: tuple[str, float] | None = None) -> None:
+        """Start ``medtrans argv``; ``pace`` = (dotted function, seconds) sleeps before each call of it.
+
+        Pacing the per-item function (one scan, one volume, one subject) keeps a child busy long
+        enough for a signal to land mid-batch however fast the machine or the code becomes.
+        """
         log_dir.mkdir(parents=True, exist_ok=True)
         self.stdout_path = log_dir / "stdout.txt"
         self.stderr_path = log_dir / "stderr.txt"
         # OMP_NUM_THREADS is how torch's thread count is set from outside a process.
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        launcher = ["-c", PACED_MAIN, pace[0], str(pace[1])] if pace else ["-m", "medtrans"]
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self.process = subprocess.Popen([sys.executable, "-m", "medtrans", *map(str, argv)],
+            self.process = subprocess.Popen([sys.executable, *launcher, *map(str, argv)],
                                             cwd=cwd or REPO, stdout=out, stderr=err, env=env)
 
     @property

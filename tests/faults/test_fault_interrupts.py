@@ -137,7 +137,8 @@ def visible_outputs(folder: Path) -> list[Path]:
 def test_ctrl_c_during_inference_keeps_only_complete_outputs(tmp_path: Path, scans: Path, checkpoint: Path,
                                                              capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "out"
-    child = Child(infer_argv(checkpoint, scans, out), tmp_path / "child")
+    child = Child(infer_argv(checkpoint, scans, out), tmp_path / "child",
+                  pace=("medtrans.infer.batch.translate_scan", 0.5))
     child.wait_until(lambda: len(visible_outputs(out)) >= 1 and "infer:" in child.stderr,
                      "the first output and the progress bar")
     code = child.interrupt()
@@ -153,7 +154,8 @@ def test_ctrl_c_during_inference_keeps_only_complete_outputs(tmp_path: Path, sca
 def test_sigkill_during_inference_leaves_nothing_a_rerun_trusts(tmp_path: Path, scans: Path, checkpoint: Path,
                                                                 capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "out"
-    child = Child(infer_argv(checkpoint, scans, out), tmp_path / "child")
+    child = Child(infer_argv(checkpoint, scans, out), tmp_path / "child",
+                  pace=("medtrans.infer.batch.translate_scan", 0.5))
     child.wait_until(lambda: len(visible_outputs(out)) >= 2, "two outputs")
     assert child.send(signal.SIGKILL) == -signal.SIGKILL
     done = readable_volumes_only(out)
@@ -222,7 +224,7 @@ def test_ctrl_c_during_evaluation_writes_no_metrics(tmp_path: Path) -> None:
         write_volume(ct.with_array(noisy), tmp_path / "pred" / f"s{index:02d}.nii.gz")
     out = tmp_path / "eval"
     child = Child(["evaluate", "--pred", tmp_path / "pred", "--target", tmp_path / "target", "--out", out,
-                   "--device", "cpu"], tmp_path / "child")
+                   "--device", "cpu"], tmp_path / "child", pace=("medtrans.evaluate.stage.evaluate_subject", 0.5))
     child.wait_until(lambda: f"/{N_SCANS}" in child.stderr and "evaluate:" in child.stderr, "the progress bar")
     code = child.interrupt()
     assert_interrupted(code, child, "evaluate")

@@ -235,7 +235,7 @@ def test_interrupted_preprocessing_resumes_without_trusting_partial_subjects(sig
     config = write_config(tmp_path / "study.yaml",
                           study_values(good_cohort, tmp_path / "runs", register="none"))
     out = tmp_path / "runs" / "faults" / "preprocessed"
-    child = Child(["preprocess", config], tmp_path / "child")
+    child = Child(["preprocess", config], tmp_path / "child", pace=("medtrans.preprocess.stage.process", 0.5))
     child.wait_until(lambda: len(finished_subjects(out)) >= 1 and "preprocess:" in child.stderr,
                      "the first finished subject and the progress bar")
     code = child.send(sig)
