@@ -36,7 +36,7 @@ from pydicom.uid import generate_uid
 from scipy import ndimage
 from tqdm import tqdm
 
-from medtrans.io import Volume, write_text_atomic, write_volume
+from medtrans.io import Grid, Volume, write_text_atomic, write_volume
 
 # Slices evaluated at once: bounds the memory of the label evaluation for full-size volumes.
 CHUNK_VOXELS = 1_500_000
@@ -116,41 +116,6 @@ SIZE_PRESETS = {
     "full": SizePreset((1.0, 1.0, 1.0), (256.0, 256.0, 180.0), (0.9375, 0.9375, 1.2), (225.0, 240.0, 222.0),
                        (225.0, 240.0, 180.0)),
 }
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A voxel grid: shape (X, Y, Z), spacing (mm), LPS origin (mm) and direction (3, 3)."""
-
-    shape: tuple[int, int, int]
-    spacing_mm: tuple[float, float, float]
-    origin_mm: tuple[float, float, float]
-    direction: np.ndarray
-
-    @classmethod
-    def centred(cls, spacing_mm: tuple[float, ...], fov_mm: tuple[float, ...], centre_mm: np.ndarray,
-                direction: np.ndarray) -> "Grid":
-        """The grid of ``fov_mm`` at ``spacing_mm`` whose centre is the LPS point ``centre_mm``."""
-        shape = tuple(int(round(f / s)) for f, s in zip(fov_mm, spacing_mm))
-        half_extent = direction @ (np.asarray(spacing_mm) * (np.asarray(shape) - 1) / 2)
-        return cls(shape, tuple(spacing_mm), tuple(np.asarray(centre_mm) - half_extent), direction)
-
-    @property
-    def affine(self) -> np.ndarray:
-        """(4, 4) voxel index to LPS world (mm) matrix."""
-        affine = np.eye(4)
-        affine[:3, :3] = self.direction @ np.diag(self.spacing_mm)
-        affine[:3, 3] = self.origin_mm
-        return affine
-
-    @property
-    def centre_mm(self) -> np.ndarray:
-        """LPS position (mm) of the grid's centre."""
-        return (self.affine @ np.append((np.asarray(self.shape) - 1) / 2, 1.0))[:3]
-
-    def volume(self, array: np.ndarray, **meta: Any) -> Volume:
-        """A `Volume` holding ``array`` (shape (X, Y, Z)) on this grid."""
-        return Volume(array, self.spacing_mm, self.origin_mm, self.direction, dict(meta))
 
 
 @dataclass(frozen=True)

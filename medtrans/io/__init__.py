@@ -9,10 +9,12 @@ from medtrans.io.dicom import (
     write_dicom_series,
 )
 from medtrans.io.files import is_volume_file, read_volume, write_volume
+from medtrans.io.grid import Grid
 from medtrans.io.volume import Volume
 
 __all__ = [
     "DicomSeriesInfo",
+    "Grid",
     "MultipleSeriesError",
     "Volume",
     "atomic_path",

@@ -9,7 +9,7 @@ and keep their values and dtype.
 
 Example:
     >>> import numpy as np
-    >>> from medtrans.io import Volume
+    >>> from medtrans.io import Grid, Volume
     >>> ct = Volume(np.full((10, 10, 4), -1000, np.int16), (1.0, 1.0, 5.0), (0, 0, 0), np.eye(3))
     >>> out = reorient_and_resample(ct, "RAS", (2.0, 2.0, 2.0), "linear", "ct")
     >>> out.orientation, out.shape, out.spacing_mm
@@ -18,14 +18,13 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
 from medtrans.errors import ConfigError
-from medtrans.io import Volume
+from medtrans.io import Grid, Volume
 
 Interpolation = Literal["linear", "bspline", "nearest"]
 VolumeKind = Literal["mr", "ct", "label"]
@@ -39,29 +38,6 @@ _SITK_INTERPOLATORS = {
     "nearest": sitk.sitkNearestNeighbor,
 }
 _AXIS_LETTERS = ({"R", "L"}, {"A", "P"}, {"S", "I"})
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A voxel grid in LPS world mm: shape (X, Y, Z), spacing, origin of voxel 0 and axis directions."""
-
-    shape: tuple[int, int, int]
-    spacing_mm: tuple[float, float, float]
-    origin_mm: tuple[float, float, float]
-    direction: np.ndarray
-
-    @classmethod
-    def of(cls, vol: Volume) -> "Grid":
-        """The grid ``vol`` lives on."""
-        return cls(vol.shape, vol.spacing_mm, vol.origin_mm, vol.direction)
-
-    def reference_image(self) -> sitk.Image:
-        """An empty SimpleITK image on this grid, to resample onto."""
-        image = sitk.Image([int(n) for n in self.shape], sitk.sitkUInt8)
-        image.SetSpacing([float(s) for s in self.spacing_mm])
-        image.SetOrigin([float(o) for o in self.origin_mm])
-        image.SetDirection([float(x) for x in np.asarray(self.direction).ravel()])
-        return image
 
 
 def orientation_direction(orientation: str) -> np.ndarray:
