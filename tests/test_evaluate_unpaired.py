@@ -19,7 +19,8 @@ from medtrans.config import config_from_dict
 from medtrans.errors import CheckpointError
 from medtrans.evaluate.domain_classifier import SliceCanvas, train_domain_classifier
 from medtrans.evaluate.unpaired import (METRIC_NAMES, anatomy_mae, changed_region, cycle_metrics,
-                                        evaluate_translators, evaluate_unpaired_run, histogram_distance)
+                                        evaluate_translators, evaluate_unpaired_run, histogram_distance,
+                                        run_relative)
 from medtrans.infer import Translator
 
 CYCLEGAN = {"name": "cg", "data": {"domain_a": "a", "domain_b": "b", "modality_b": "mr"},
@@ -212,3 +213,9 @@ def test_a_shared_preprocessed_folder_named_in_the_config_is_used(tmp_path: Path
     identity = Translator(nn.Identity(), cfg, "mr", "mr", CPU)
     summary = evaluate_translators(run, identity, identity, run / "evaluation", classifier_steps=FEW_STEPS)
     assert summary["n"] == 2
+
+
+def test_summary_names_a_checkpoint_inside_the_run_relative_to_it(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "cg"
+    assert run_relative(run / "checkpoints" / "best.pt", run) == "checkpoints/best.pt"
+    assert run_relative(tmp_path / "elsewhere.pt", run) == str(tmp_path / "elsewhere.pt")

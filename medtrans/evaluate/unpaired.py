@@ -207,6 +207,14 @@ def preprocessed_folder(run_dir: Path, cfg: Config) -> Path:
     return Path(cfg.preprocessed_dir) if cfg.preprocessed_dir else Path(run_dir) / "preprocessed"
 
 
+def run_relative(path: Path, run_dir: Path) -> str:
+    """``path`` relative to the run folder when inside it (summaries stay valid when the run moves)."""
+    try:
+        return Path(path).resolve().relative_to(run_dir.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def evaluate_translators(run_dir: Path, ab: Translator, ba: Translator, out_dir: Path,
                          checkpoint: Path | None = None, classifier_steps: int = CLASSIFIER_STEPS) -> dict[str, Any]:
     """Evaluate generators ``ab`` (A -> B) and ``ba`` (B -> A) on the run's test split (see `evaluate_unpaired_run`)."""
@@ -230,7 +238,7 @@ def evaluate_translators(run_dir: Path, ab: Translator, ba: Translator, out_dir:
             rows.append({"subject": volume.subject, "direction": direction, **metrics})
     summary = {
         "n": len(rows),
-        "checkpoint": None if checkpoint is None else str(checkpoint),
+        "checkpoint": None if checkpoint is None else run_relative(checkpoint, Path(run_dir)),
         "scale": "normalized intensities in [-1, 1] (data range 2)",
         "mask": "body mask of the source volume",
         "definitions": "docs/metrics.md, Unpaired (CycleGAN) evaluation",
