@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from conftest import rotation_matrix
 from medtrans.errors import ConfigError
-from medtrans.io import Volume, read_volume
+from medtrans.io import Grid, Volume, read_volume
 from medtrans.preprocess.resample import (
     canonical_grid,
+    covering_box,
     orientation_direction,
     reorient_and_resample,
     resample_to_grid,
@@ -134,3 +136,21 @@ def test_resample_with_mask_equals_separate_resamples(oblique_volume):
     assert mask_out.any() and not mask_out.all()
     with pytest.raises(ValueError, match="mask shape"):
         resample_with_mask(ct, mask[1:], grid, fill=-1000.0)
+
+
+def test_resample_with_mask_onto_a_larger_grid_and_a_disjoint_one(oblique_volume):
+    """Only the part of the grid near the volume is resampled; the rest is fill, as a full resample gives."""
+    ct, _ = blob_volume(oblique_volume.direction)
+    mask = ct.array > -500
+    wide = Grid.centred((1.3, 1.1, 1.6), (160.0, 150.0, 170.0), world_corners(ct).mean(axis=0),
+                        rotation_matrix((-15.0, 10.0, 5.0)))
+    image, mask_out = resample_with_mask(ct, mask, wide, fill=-1000.0)
+    expected_image = resample_to_grid(ct, wide, "linear", "ct").array
+    expected_mask = resample_to_grid(ct.with_array(mask.astype(np.uint8)), wide, kind="label").array > 0
+    box = covering_box(ct, wide)
+    assert np.prod([s.stop - s.start for s in box]) < 0.5 * np.prod(wide.shape)  # most of the grid is skipped
+    np.testing.assert_allclose(image, expected_image, atol=1e-3)
+    np.testing.assert_array_equal(mask_out, expected_mask)
+    far = Grid((5, 5, 5), (1.0, 1.0, 1.0), (500.0, 500.0, 500.0), np.eye(3))
+    image, mask_out = resample_with_mask(ct, mask, far, fill=-1000.0)
+    assert (image == -1000.0).all() and not mask_out.any()

@@ -80,9 +80,10 @@ def translate_scan(translator: Translator, scan: Volume, mask_outside_body: bool
         # as they would from the uncropped one, without building the full canonical grid.
         on_input, body_on_input = resample_with_mask(prepared.image.with_array(synthetic), prepared.mask.array > 0,
                                                      scan, background)
+        # In place: a 512 x 512 x 300 input makes each new float32 copy cost 0.1-0.2 s.
         if cfg.infer.mask_outside_body if mask_outside_body is None else mask_outside_body:
-            on_input = np.where(body_on_input, on_input, np.float32(background))
+            np.copyto(on_input, np.float32(background), where=~body_on_input)
         if target == "ct":
-            on_input = np.rint(on_input).astype(np.int16)
+            on_input = np.rint(on_input, out=on_input).astype(np.int16)
     timing.total_s += time.perf_counter() - started
     return scan.with_array(on_input, modality=target.upper(), synthetic=True)

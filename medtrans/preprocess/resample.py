@@ -173,16 +173,43 @@ def resample_with_mask(vol: Volume, mask: np.ndarray, grid: Grid | Volume,
 
     Returns:
         ``(image, mask)`` on ``grid``, shape (X, Y, Z): image float32, mask bool. Both are
-        Fortran-ordered views of SimpleITK's (Z, Y, X) buffers: reordering 10^7 voxels would cost
-        more than the resampling, and writing them back through SimpleITK needs no copy.
+        Fortran-ordered views of (Z, Y, X) buffers, SimpleITK's order: reordering 10^7 voxels
+        would cost more than the resampling, and writing them back through SimpleITK needs no copy.
+        Only the part of ``grid`` around ``vol``'s box is resampled (about 2/3 of a head scan's
+        grid); the rest is ``fill`` and False without interpolating anything.
     """
     if mask.shape != vol.shape:
         raise ValueError(f"mask shape {mask.shape} does not match the volume's {vol.shape}")
     if isinstance(grid, Volume):
         grid = Grid.of(grid)
-    reference, identity = grid.reference_image(), sitk.Transform(3, sitk.sitkIdentity)
-    image = sitk.Resample(vol.to_sitk(), reference, identity, sitk.sitkLinear, float(fill), sitk.sitkFloat32)
-    mask_image = vol.with_array(mask.astype(np.uint8)).to_sitk()
-    mask_out = sitk.Resample(mask_image, reference, identity, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-    return (sitk.GetArrayFromImage(image).transpose(2, 1, 0),
-            sitk.GetArrayFromImage(mask_out).transpose(2, 1, 0).view(bool))
+    image_zyx = np.full(grid.shape[::-1], fill, dtype=np.float32)
+    mask_zyx = np.zeros(grid.shape[::-1], dtype=np.uint8)  # 0/1, viewed as bool at the end: no comparison pass
+    box = covering_box(vol, grid)
+    if box is not None:
+        reference = sub_grid(grid, box).reference_image()
+        identity = sitk.Transform(3, sitk.sitkIdentity)
+        image = sitk.Resample(vol.to_sitk(), reference, identity, sitk.sitkLinear, float(fill), sitk.sitkFloat32)
+        mask_image = vol.with_array(mask.astype(np.uint8)).to_sitk()
+        mask_out = sitk.Resample(mask_image, reference, identity, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        inside = box[::-1]
+        image_zyx[inside] = sitk.GetArrayViewFromImage(image)
+        mask_zyx[inside] = sitk.GetArrayViewFromImage(mask_out)
+    return image_zyx.transpose(2, 1, 0), mask_zyx.view(bool).transpose(2, 1, 0)
+
+
+def covering_box(vol: Volume | Grid, grid: Grid) -> tuple[slice, slice, slice] | None:
+    """Index ranges (X, Y, Z) of the voxels of ``grid`` near ``vol``'s box (a voxel of slack); None if none are."""
+    to_index = np.linalg.inv(np.asarray(grid.direction) @ np.diag(grid.spacing_mm))
+    corners = (world_corners(vol) - np.asarray(grid.origin_mm)) @ to_index.T
+    low = np.maximum(np.floor(corners.min(axis=0)).astype(int) - 1, 0)
+    high = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 2, np.asarray(grid.shape))
+    if np.any(high <= low):
+        return None
+    return tuple(slice(int(lo), int(hi)) for lo, hi in zip(low, high))
+
+
+def sub_grid(grid: Grid, box: tuple[slice, slice, slice]) -> Grid:
+    """The part of ``grid`` inside the index ranges ``box`` (same spacing and direction)."""
+    start = np.array([s.start for s in box], dtype=np.float64)
+    origin = grid.affine[:3, :3] @ start + np.asarray(grid.origin_mm)
+    return Grid(tuple(s.stop - s.start for s in box), grid.spacing_mm, tuple(float(o) for o in origin), grid.direction)
