@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from medtrans.io.volume import Volume
+from medtrans.io.volume import Volume, affine_lps
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,7 @@ class Grid:
     @property
     def affine(self) -> np.ndarray:
         """(4, 4) voxel index to LPS world (mm) matrix."""
-        affine = np.eye(4)
-        affine[:3, :3] = np.asarray(self.direction) @ np.diag(self.spacing_mm)
-        affine[:3, 3] = self.origin_mm
-        return affine
+        return affine_lps(self.direction, self.spacing_mm, self.origin_mm)
 
     @property
     def centre_mm(self) -> np.ndarray:

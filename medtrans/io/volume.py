@@ -35,6 +35,14 @@ def sitk_compatible(array: np.ndarray) -> np.ndarray:
     return array.astype(array.dtype.newbyteorder("="), copy=False)
 
 
+def affine_lps(direction: np.ndarray, spacing_mm: tuple[float, ...], origin_mm: tuple[float, ...]) -> np.ndarray:
+    """(4, 4) voxel-index to LPS-world (mm) matrix of a grid."""
+    affine = np.eye(4)
+    affine[:3, :3] = np.asarray(direction) @ np.diag(spacing_mm)
+    affine[:3, 3] = origin_mm
+    return affine
+
+
 @dataclass(frozen=True, eq=False)
 class Volume:
     """A scan: ``array`` of shape (X, Y, Z) plus geometry in LPS millimetres.
@@ -70,10 +78,7 @@ class Volume:
     @property
     def affine_lps(self) -> np.ndarray:
         """(4, 4) voxel-index to LPS-world (mm) matrix."""
-        affine = np.eye(4)
-        affine[:3, :3] = self.direction @ np.diag(self.spacing_mm)
-        affine[:3, 3] = self.origin_mm
-        return affine
+        return affine_lps(self.direction, self.spacing_mm, self.origin_mm)
 
     @property
     def affine_ras(self) -> np.ndarray:

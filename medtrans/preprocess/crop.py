@@ -86,14 +86,19 @@ def crop_box(mask: np.ndarray, spacing_mm: Sequence[float], margin_mm: float, pa
     return CropBox(tuple(start), tuple(size), tuple(int(n) for n in shape))
 
 
+def placed(part: np.ndarray, shape: tuple[int, ...], where: tuple[slice, ...], fill: float) -> np.ndarray:
+    """An array of ``shape`` filled with ``fill``, ``part`` at the slices ``where`` (``part``'s dtype)."""
+    out = np.full(shape, fill, dtype=part.dtype)
+    out[where] = part
+    return out
+
+
 def crop_array(array: np.ndarray, box: CropBox, fill: float) -> np.ndarray:
     """The ``box`` region of ``array`` (shape ``box.size``), ``fill`` where it leaves the array."""
     if array.shape != box.source_shape:
         raise ValueError(f"array shape {array.shape} does not match the box's source shape {box.source_shape}")
-    out = np.full(box.size, fill, dtype=array.dtype)
     source, inside = box.overlap()
-    out[inside] = array[source]
-    return out
+    return placed(array[source], box.size, inside, fill)
 
 
 def apply_crop(vol: Volume, box: CropBox, fill: float) -> Volume:
@@ -106,10 +111,8 @@ def uncrop_array(array: np.ndarray, box: CropBox, fill: float) -> np.ndarray:
     """Put a box-shaped ``array`` back into an array of the source shape, ``fill`` elsewhere."""
     if array.shape != box.size:
         raise ValueError(f"array shape {array.shape} does not match the box size {box.size}")
-    out = np.full(box.source_shape, fill, dtype=array.dtype)
     source, inside = box.overlap()
-    out[source] = array[inside]
-    return out
+    return placed(array[inside], box.source_shape, source, fill)
 
 
 def uncrop(vol: Volume, box: CropBox, fill: float) -> Volume:

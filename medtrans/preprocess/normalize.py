@@ -101,7 +101,8 @@ def denormalize(array: np.ndarray, params: dict) -> np.ndarray:
     if params["kind"] == "zscore":
         raw = values * np.float32(params["std"] * params["span"]) + np.float32(params["mean"])
     elif params["kind"] in ("window", "percentile"):
-        raw = (values + np.float32(1.0)) * np.float32((params["high"] - params["low"]) / 2.0) + np.float32(params["low"])
+        half_span = np.float32((params["high"] - params["low"]) / 2.0)
+        raw = (values + np.float32(1.0)) * half_span + np.float32(params["low"])
     else:
         raise MedtransError(f"unknown normalization kind {params['kind']!r}; expected window, percentile or zscore")
     return raw.astype(np.float32)

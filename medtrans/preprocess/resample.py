@@ -199,8 +199,8 @@ def resample_with_mask(vol: Volume, mask: np.ndarray, grid: Grid | Volume,
 
 def covering_box(vol: Volume | Grid, grid: Grid) -> tuple[slice, slice, slice] | None:
     """Index ranges (X, Y, Z) of the voxels of ``grid`` near ``vol``'s box (a voxel of slack); None if none are."""
-    to_index = np.linalg.inv(np.asarray(grid.direction) @ np.diag(grid.spacing_mm))
-    corners = (world_corners(vol) - np.asarray(grid.origin_mm)) @ to_index.T
+    world_to_index = np.linalg.inv(grid.affine)
+    corners = world_corners(vol) @ world_to_index[:3, :3].T + world_to_index[:3, 3]
     low = np.maximum(np.floor(corners.min(axis=0)).astype(int) - 1, 0)
     high = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 2, np.asarray(grid.shape))
     if np.any(high <= low):
@@ -210,6 +210,5 @@ def covering_box(vol: Volume | Grid, grid: Grid) -> tuple[slice, slice, slice] |
 
 def sub_grid(grid: Grid, box: tuple[slice, slice, slice]) -> Grid:
     """The part of ``grid`` inside the index ranges ``box`` (same spacing and direction)."""
-    start = np.array([s.start for s in box], dtype=np.float64)
-    origin = grid.affine[:3, :3] @ start + np.asarray(grid.origin_mm)
+    origin = (grid.affine @ np.append([s.start for s in box], 1.0))[:3]
     return Grid(tuple(s.stop - s.start for s in box), grid.spacing_mm, tuple(float(o) for o in origin), grid.direction)

@@ -189,23 +189,19 @@ class Child:
     def send(self, sig: int) -> int:
         """Send ``sig`` and wait for the child to exit; returns its exit code (negative: killed by a signal)."""
         self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout=CHILD_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(f"child did not exit after signal {sig}\nstderr: {self.stderr[-3000:]}")
+        return self.wait(f"child did not exit after signal {sig}")
 
     def interrupt(self) -> int:
         """Ctrl-C: SIGINT, then the exit code."""
         return self.send(signal.SIGINT)
 
-    def wait(self) -> int:
-        """Wait for a normal exit; returns the exit code."""
+    def wait(self, failure: str = "child did not finish") -> int:
+        """Wait for the child to exit; returns the exit code (kills it and fails with ``failure`` on timeout)."""
         try:
             return self.process.wait(timeout=CHILD_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             self.kill()
-            pytest.fail(f"child did not finish\nstderr: {self.stderr[-3000:]}")
+            pytest.fail(f"{failure}\nstderr: {self.stderr[-3000:]}")
 
     def kill(self) -> None:
         """SIGKILL (if still running) and reap."""
